@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/cvfeed/cvfeed/state"
+	"github.com/cvfeed/cvfeed/uploader"
+	"github.com/cvfeed/cvfeed/watcher"
+)
+
+// cmdBackfill makes one pass over every folder, uploads what is new and
+// waits until every item is uploaded, a duplicate, or failed.
+func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	only := fs.String("only", "", "comma-separated names of the sources to backfill (default: all)")
+	quiet := fs.Bool("no-progress", false, "no progress bar or progress lines")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	log, err := newLogger(stderr, cf.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitUsage
+	}
+	cfg, ok := loadConfig(cf.config, stderr)
+	if !ok {
+		return exitUsage
+	}
+	folders, err := selectFolders(cfg, *only)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitUsage
+	}
+	metadata, err := metadataFunc(cfg.Folders)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitUsage
+	}
+	start := time.Now()
+
+	store, err := state.Open(statePath(cfg), nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	defer store.Close()
+	a, err := openAPI(cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	defer a.close()
+	if n, err := store.Recover(); err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	} else if n > 0 {
+		log.Info("uploads interrupted by the last stop will be confirmed with the API before being sent again", "items", n)
+	}
+	read := probeRead(ctx, a.client, log)
+
+	sources := map[string]bool{}
+	for _, f := range folders {
+		sources[f.SourceID] = true
+	}
+	accept := func(id string) bool { return sources[id] }
+	var uploaded, failed atomic.Int64
+	pool := uploader.NewPool(uploader.PoolConfig{
+		Workers:     cfg.API.Workers,
+		RateLimit:   cfg.API.RateLimit,
+		MaxAttempts: cfg.API.MaxAttempts,
+		Backoff:     uploader.Backoff{Initial: cfg.API.RetryInitial, Max: cfg.API.RetryMax},
+		Accept:      accept,
+		Metadata:    metadata,
+		StopOnAuth:  true,
+		ReadAccess:  read,
+		Logger:      log,
+		OnResult: func(_ state.Item, r state.Result) {
+			switch r.Outcome {
+			case state.Done:
+				uploaded.Add(1)
+			case state.Fail:
+				failed.Add(1)
+			}
+		},
+	}, store, a.client)
+	scanner := watcher.NewScanner(store, watcher.ScannerOptions{Logger: log})
+
+	poolCtx, stopPool := context.WithCancel(ctx)
+	defer stopPool()
+	poolDone := make(chan error, 1)
+	go func() { poolDone <- pool.Run(poolCtx) }()
+	scanCtx, stopScan := context.WithCancel(ctx)
+	defer stopScan()
+	scanDone := make(chan error, 1)
+	go func() { scanDone <- scanner.Scan(scanCtx, folders) }()
+
+	prog := newProgress(stderr, isTerminal(stderr), !*quiet, start)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var scanErr, poolErr error
+	scanning, uploading := true, true
+	pending := 0
+	for scanning || uploading {
+		select {
+		case scanErr = <-scanDone:
+			scanning = false
+		case poolErr = <-poolDone:
+			uploading = false
+			stopScan()
+		case <-tick.C:
+		}
+		if !scanning && uploading && poolCtx.Err() == nil {
+			// Everything is claimed: done once nothing is pending.
+			n, err := store.Pending(accept)
+			if err != nil {
+				log.Error("cannot read the queue", "err", err)
+			}
+			pending = n
+			if err == nil && n == 0 && pool.InFlight() == 0 {
+				stopPool()
+			}
+		}
+		prog.update(snapshot{scan: scanner.Stats().Snapshot(), scanning: scanning, uploaded: uploaded.Load(), failed: failed.Load(), pending: pending}, time.Now())
+	}
+	prog.finish()
+	elapsed := time.Since(start)
+
+	counts, cerr := store.Counts()
+	failedNow := 0
+	if cerr == nil {
+		for _, f := range folders {
+			failedNow += counts[f.Name].Failed
+		}
+	}
+	left, _ := store.Pending(accept)
+	sc := scanner.Stats().Snapshot()
+	done := uploaded.Load() + failed.Load() + sc.Duplicates
+	fmt.Fprintf(stdout, "uploaded %d, duplicates %d, failed %d, skipped %d, unreadable %d, unchanged %d, pending %d; elapsed %s, %.1f files/s\n",
+		uploaded.Load(), sc.Duplicates, failed.Load(), sc.Skipped+sc.Changing, sc.Errors, sc.Unchanged, left,
+		elapsed.Round(time.Millisecond), float64(done)/max(elapsed.Seconds(), 0.001))
+
+	var authErr *uploader.AuthError
+	switch {
+	case errors.As(poolErr, &authErr):
+		fmt.Fprintf(stderr, "cvfeed: backfill stopped: %v; nothing was marked failed, %d items stay pending\n", authErr, left)
+		return exitFailed
+	case poolErr != nil:
+		fmt.Fprintln(stderr, "cvfeed: backfill stopped:", poolErr)
+		return exitFailed
+	case scanErr != nil && !errors.Is(scanErr, context.Canceled):
+		fmt.Fprintln(stderr, "cvfeed: scan stopped:", scanErr)
+		return exitFailed
+	case ctx.Err() != nil:
+		fmt.Fprintf(stderr, "cvfeed: backfill interrupted; %d items stay pending and are taken up by the next run\n", left)
+		return exitFailed
+	case failedNow > 0:
+		fmt.Fprintf(stderr, "cvfeed: %d items failed; see cvfeed status, fix the cause and run it again\n", failedNow)
+		return exitFailed
+	case sc.Errors > 0:
+		fmt.Fprintf(stderr, "cvfeed: %d files or folders could not be read (see the log above)\n", sc.Errors)
+		return exitFailed
+	}
+	return exitOK
+}

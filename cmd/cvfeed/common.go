@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/sandbox"
+	"github.com/cvfeed/cvfeed/state"
+	"github.com/cvfeed/cvfeed/uploader"
+)
+
+// commonFlags are the flags every command that reads the config takes.
+type commonFlags struct {
+	config   string
+	logLevel string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("CVFEED_CONFIG")
+	if def == "" {
+		def = "config.toml"
+	}
+	fs.StringVar(&c.config, "config", def, "config file (default $CVFEED_CONFIG, else ./config.toml)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// parseFlags parses args; it returns false (and the exit code) on -h or a
+// usage error.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// newLogger logs text on a terminal and JSON otherwise (journald, files).
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if isTerminal(w) {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// loadConfig loads the config or prints why not.
+func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "cvfeed: config: %v\n", err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func statePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, state.FileName) }
+
+// api is a client to the configured API, and the embedded sandbox behind
+// it when api.url is "sandbox".
+type api struct {
+	client *uploader.Client
+	url    string
+	close  func()
+}
+
+// openAPI makes the client; with url = "sandbox" it first starts the
+// sandbox in this process on a loopback port.
+func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
+	a := &api{url: cfg.API.URL, close: func() {}}
+	if cfg.API.Sandbox() {
+		sb, err := sandbox.New(sandbox.Options{Logger: log.With("component", "sandbox")})
+		if err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
+		srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		a.url = "http://" + ln.Addr().String()
+		a.close = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+			_ = sb.Close()
+		}
+		log.Info("using the embedded sandbox API (api.url = \"sandbox\"): nothing leaves this machine", "url", a.url)
+	}
+	c, err := uploader.NewClient(uploader.ClientOptions{
+		BaseURL:   a.url,
+		Key:       cfg.API.Key.Reveal(),
+		Timeout:   cfg.API.Timeout,
+		MaxConns:  cfg.API.Workers,
+		UserAgent: "cvfeed/" + version,
+	})
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.client = c
+	return a, nil
+}
+
+// probeRead finds out whether the key may read (GET sources). A refused
+// GET means a write-only key: cvfeed still works, relying on the
+// duplicate-reference answer, and says so once.
+func probeRead(ctx context.Context, c *uploader.Client, log *slog.Logger) bool {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := c.Sources(ctx)
+	switch {
+	case err == nil:
+		return true
+	case uploader.IsAuth(err):
+		log.Warn("the API key has no read access (GET refused): running without read access, uploads are confirmed by their profile_reference", "err", err)
+		return false
+	default:
+		log.Warn("cannot reach the API to check the key; uploads will be retried", "err", err)
+		return true
+	}
+}
+
+// folderMetadata returns, per folder name, the training_metadata JSON text
+// of each folder (nil when it has none).
+func folderMetadata(folders []config.Folder) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(folders))
+	for _, f := range folders {
+		if len(f.TrainingMetadata) == 0 {
+			out[f.Name] = nil
+			continue
+		}
+		b, err := json.Marshal(f.TrainingMetadata)
+		if err != nil {
+			return nil, fmt.Errorf("folder %s: training_metadata: %w", f.Name, err)
+		}
+		out[f.Name] = b
+	}
+	return out, nil
+}
+
+// metadataFunc finds an item's metadata by its source name, or, for an item
+// of a renamed source, by the one folder with its source_id.
+func metadataFunc(folders []config.Folder) (func(state.Item) ([]byte, error), error) {
+	byName, err := folderMetadata(folders)
+	if err != nil {
+		return nil, err
+	}
+	bySource := map[string][]string{}
+	for _, f := range folders {
+		bySource[f.SourceID] = append(bySource[f.SourceID], f.Name)
+	}
+	return func(it state.Item) ([]byte, error) {
+		if md, ok := byName[it.Source]; ok {
+			return md, nil
+		}
+		if names := bySource[it.SourceID]; len(names) == 1 {
+			return byName[names[0]], nil
+		}
+		return nil, fmt.Errorf("source %q is no longer in the config", it.Source)
+	}, nil
+}
+
+// selectFolders applies -only.
+func selectFolders(cfg *config.Config, only string) ([]config.Folder, error) {
+	if only == "" {
+		return cfg.Folders, nil
+	}
+	want := map[string]bool{}
+	for n := range strings.SplitSeq(only, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	var out []config.Folder
+	for _, f := range cfg.Folders {
+		if want[f.Name] {
+			out = append(out, f)
+			delete(want, f.Name)
+		}
+	}
+	for n := range want {
+		return nil, fmt.Errorf("-only: no source named %q in the config", n)
+	}
+	return out, nil
+}

@@ -1,0 +1,65 @@
+// Command cvfeed feeds CV files from folders (and, later, mailboxes) into
+// the Riminder API, each exactly once. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes of the contract.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: cvfeed COMMAND [flags]
+
+commands:
+  backfill   upload everything already in the folders, then exit
+  status     counts per source and state (-json)
+  sandbox    run a local fake Riminder API
+  version    print the version
+
+Every command takes -config PATH (default $CVFEED_CONFIG, else ./config.toml).
+Run "cvfeed COMMAND -h" for its flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "backfill":
+		return cmdBackfill(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "sandbox":
+		return cmdSandbox(ctx, rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "cvfeed", version)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "cvfeed: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"text/tabwriter"
+
+	"github.com/cvfeed/cvfeed/state"
+)
+
+// statusJSON is the contract's status -json document.
+type statusJSON struct {
+	Sources map[string]state.Counts `json:"sources"`
+	Total   state.Counts            `json:"total"`
+}
+
+// cmdStatus prints the counts per source and status.
+func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(cf.config, stderr)
+	if !ok {
+		return exitUsage
+	}
+	doc := statusJSON{Sources: map[string]state.Counts{}}
+	for _, f := range cfg.Folders {
+		doc.Sources[f.Name] = state.Counts{}
+	}
+	counts, err := readCounts(statePath(cfg))
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	for name, c := range counts {
+		doc.Sources[name] = c
+	}
+	for _, c := range doc.Sources {
+		doc.Total = doc.Total.Add(c)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(doc); err != nil {
+			fmt.Fprintln(stderr, "cvfeed:", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "SOURCE\tPENDING\tUPLOADED\tFAILED\tDUPLICATE\t")
+	names := make([]string, 0, len(doc.Sources))
+	for n := range doc.Sources {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	row := func(n string, c state.Counts) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", n, c.Pending, c.Uploaded, c.Failed, c.Duplicate)
+	}
+	for _, n := range names {
+		row(n, doc.Sources[n])
+	}
+	row("total", doc.Total)
+	tw.Flush()
+	return exitOK
+}
+
+// readCounts opens the state read-only; no state yet means no items.
+func readCounts(path string) (map[string]state.Counts, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	st, err := state.Open(path, &state.Options{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.Counts()
+}

@@ -1,0 +1,151 @@
+// Package config loads and validates cvfeed's TOML configuration.
+//
+// Load reads the file strictly (an unknown key is an error), expands ${VAR}
+// from the environment in string values, reads secret files, fills defaults
+// and validates every value. Errors name the file, the key path
+// (folder[1].settle) and, where the TOML decoder gives it, the line.
+//
+// Relative paths in the file (state_dir, folder paths, done_dir, failed_dir,
+// api_key_file) are resolved against the directory of the config file, so
+// cvfeed behaves the same whatever its working directory is.
+package config
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Config is a complete, validated configuration. Paths are absolute.
+type Config struct {
+	// File is the absolute path of the file the config was loaded from.
+	File string
+	// StateDir holds the bbolt database (cvfeed.db) and the spool.
+	StateDir string
+	API      API
+	Folders  []Folder
+	HTTP     HTTP
+}
+
+// API configures the Riminder client and the upload pool.
+type API struct {
+	// URL is "sandbox" (the embedded fake API, in-process) or a base URL
+	// such as https://www.riminder.net/sf/public/api/v1.0, without a
+	// trailing slash.
+	URL string
+	// Flavor is "riminder" (v1.0 POST profile).
+	Flavor string
+	// Key is the API secret key, from api_key or api_key_file.
+	Key Secret
+	// Workers is the number of concurrent uploads.
+	Workers int
+	// RateLimit is the maximum number of requests per second; 0 means none.
+	RateLimit float64
+	// MaxAttempts is how many times an item is tried before it is failed.
+	MaxAttempts int
+	// Timeout bounds one HTTP request, body included.
+	Timeout time.Duration
+	// RetryInitial is the wait after the first failed attempt; it doubles
+	// with each failure up to RetryMax (with jitter; a server's
+	// Retry-After is honoured when longer).
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+}
+
+// Sandbox reports whether the API is the embedded sandbox.
+func (a API) Sandbox() bool { return a.URL == SandboxURL }
+
+// SandboxURL is the api.url value that selects the embedded sandbox.
+const SandboxURL = "sandbox"
+
+// Folder is one [[folder]] source.
+type Folder struct {
+	Name     string
+	Path     string
+	SourceID string
+	// Recursive walks sub-folders (default true).
+	Recursive bool
+	// PollInterval > 0 polls instead of watching with inotify.
+	PollInterval time.Duration
+	// Settle is how long size and mtime must stay unchanged before a file
+	// counts as complete.
+	Settle time.Duration
+	// AfterUpload is keep, move or delete.
+	AfterUpload string
+	// DoneDir and FailedDir are the targets of move; empty unless set.
+	DoneDir   string
+	FailedDir string
+	// Include and Exclude are globs: without a slash they match the base
+	// name, with one the slash-separated path relative to Path. Matching
+	// is case-insensitive.
+	Include []string
+	Exclude []string
+	// MaxSize is the largest file uploaded, in bytes; 0 means no limit.
+	MaxSize int64
+	// TrainingMetadata is sent with every upload of this folder.
+	TrainingMetadata []TrainingMetadata
+}
+
+// TrainingMetadata is one element of the training_metadata array of
+// riminder-api.md §2.2. Unset keys are sent as null.
+type TrainingMetadata struct {
+	FilterReference string  `json:"filter_reference"`
+	Stage           *string `json:"stage"`
+	StageTimestamp  *int64  `json:"stage_timestamp"`
+	Rating          *int    `json:"rating"`
+	RatingTimestamp *int64  `json:"rating_timestamp"`
+}
+
+// HTTP configures the listener for /metrics, /healthz and /webhook.
+type HTTP struct {
+	// Listen is host:port; empty means no listener.
+	Listen string
+}
+
+// Secret is a string that never prints itself: fmt, slog and encoding/json
+// all see a placeholder. Use Reveal to get the value.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String returns a placeholder, never the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString returns a placeholder, never the secret (for %#v).
+func (s Secret) GoString() string { return s.String() }
+
+// Format implements fmt.Formatter so that every verb prints the
+// placeholder: without it a verb Stringer does not serve, such as %d or
+// %t, prints the value itself (%!d(config.Secret=...)).
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s.String())
+		return
+	}
+	io.WriteString(f, s.String())
+}
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText implements encoding.TextMarshaler with the placeholder.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// DefaultInclude returns the default include list: the extensions the
+// Riminder parser takes (riminder-api.md §2.3), matched case-insensitively.
+func DefaultInclude() []string {
+	return []string{
+		"*.pdf", "*.doc", "*.docx", "*.dotx", "*.odt", "*.rtf",
+		"*.png", "*.jpg", "*.jpeg", "*.bmp",
+		"*.odp", "*.ppt", "*.pptx", "*.msg",
+	}
+}

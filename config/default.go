@@ -1,0 +1,43 @@
+package config
+
+import "time"
+
+// Values of api.flavor and folder after_upload.
+const (
+	flavorRiminder = "riminder"
+	flavorHrFlow   = "hrflow"
+
+	afterKeep   = "keep"
+	afterMove   = "move"
+	afterDelete = "delete"
+)
+
+// Default returns the configuration used for every key the file leaves
+// out. It has no folder; the defaults of a [[folder]] are applied to each
+// one the file declares. API.URL is empty because the file must set it.
+func Default() Config {
+	return Config{
+		StateDir: "var",
+		API: API{
+			Flavor:       flavorRiminder,
+			Workers:      4,
+			RateLimit:    0,
+			MaxAttempts:  10,
+			Timeout:      2 * time.Minute,
+			RetryInitial: time.Second,
+			RetryMax:     5 * time.Minute,
+		},
+	}
+}
+
+// defaultFolder returns the defaults of one [[folder]].
+func defaultFolder() Folder {
+	return Folder{
+		Recursive:    true,
+		PollInterval: 0,
+		Settle:       2 * time.Second,
+		AfterUpload:  afterKeep,
+		Include:      DefaultInclude(),
+		MaxSize:      100 << 20,
+	}
+}

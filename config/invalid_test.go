@@ -1,0 +1,136 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// invalid pairs each testdata/invalid-*.toml with the exact error Parse
+// returns for it. TESTDATA stands for the absolute path of testdata.
+var invalid = map[string]string{
+	"invalid-after-upload.toml":   `testdata/invalid-after-upload.toml:8: folder[0].after_upload: "archive" is not one of keep, move, delete`,
+	"invalid-api-not-table.toml":  `testdata/invalid-api-not-table.toml:1: api: expected a table ([api]), got a string`,
+	"invalid-both-keys.toml":      `testdata/invalid-both-keys.toml:4: api.api_key_file: cannot be used with api.api_key: set only one`,
+	"invalid-done-dir-same.toml":  `testdata/invalid-done-dir-same.toml:9: folder[0].done_dir: is the same directory as path`,
+	"invalid-duplicate-name.toml": `testdata/invalid-duplicate-name.toml:10: folder[1].name: "inbox" is already the name of folder[0]`,
+	"invalid-duration-int.toml":   `testdata/invalid-duration-int.toml:8: folder[0].settle: 2 is not a duration: write a string like "2s"`,
+	"invalid-duration.toml":       `testdata/invalid-duration.toml:14: folder[1].settle: invalid duration "2x"`,
+	"invalid-empty-include.toml":  `testdata/invalid-empty-include.toml:8: folder[0].include: empty list matches no file`,
+	"invalid-env-syntax.toml": lines(
+		`testdata/invalid-env-syntax.toml:3: api.api_key: unterminated ${ (write $${ for a literal ${)`,
+		`testdata/invalid-env-syntax.toml:7: folder[0].path: unterminated ${ (write $${ for a literal ${)`,
+		`testdata/invalid-env-syntax.toml:8: folder[0].source_id: invalid ${...}: a variable name is letters, digits and _, not starting with a digit (write $${ for a literal ${)`,
+	),
+	"invalid-folder-not-array.toml":  `testdata/invalid-folder-not-array.toml:4: folder: expected an array of tables: write [[folder]], not [folder]`,
+	"invalid-hrflow.toml":            `testdata/invalid-hrflow.toml:3: api.flavor: "hrflow" is not supported yet`,
+	"invalid-http-listen.toml":       `testdata/invalid-http-listen.toml:10: http.listen: "localhost" is not host:port: missing port in address`,
+	"invalid-include-glob.toml":      `testdata/invalid-include-glob.toml:8: folder[0].include[1]: invalid pattern "[a-"`,
+	"invalid-key-case.toml":          `testdata/invalid-key-case.toml:2: api.URL: unknown key (did you mean url?)`,
+	"invalid-key-file-empty.toml":    `testdata/invalid-key-file-empty.toml:3: api.api_key_file: TESTDATA/empty_api_key is empty`,
+	"invalid-key-file-missing.toml":  `testdata/invalid-key-file-missing.toml:3: api.api_key_file: open TESTDATA/no-such-key: no such file or directory`,
+	"invalid-max-size.toml":          `testdata/invalid-max-size.toml:8: folder[0].max_size: invalid size "50 MX": use bytes or a number with B, KB, MB, GB, KiB, MiB or GiB`,
+	"invalid-missing-path.toml":      `testdata/invalid-missing-path.toml: folder[0].path: required`,
+	"invalid-missing-source-id.toml": `testdata/invalid-missing-source-id.toml: folder[0].source_id: required`,
+	"invalid-missing-url.toml":       `testdata/invalid-missing-url.toml: api.url: required`,
+	"invalid-move-no-done-dir.toml":  `testdata/invalid-move-no-done-dir.toml: folder[0].done_dir: required when after_upload = "move"`,
+	"invalid-no-folder.toml":         `testdata/invalid-no-folder.toml: folder: at least one [[folder]] is required`,
+	"invalid-rating.toml":            `testdata/invalid-rating.toml:12: folder[0].training_metadata[0].rating: 5 is out of range 1..4`,
+	"invalid-same-path-source.toml":  `testdata/invalid-same-path-source.toml:11: folder[1].path: same path and source_id as folder[0]: files would be uploaded twice`,
+	"invalid-several.toml": lines(
+		`testdata/invalid-several.toml:3: http.listen: "127.0.0.1:http": port "http" is not a number from 0 to 65535`,
+		`testdata/invalid-several.toml: api.api_key: required (or api.api_key_file)`,
+		`testdata/invalid-several.toml:7: api.workers: 300 is out of range 1..256`,
+		`testdata/invalid-several.toml:8: api.timeout: 30 is not a duration: write a string like "2s"`,
+		`testdata/invalid-several.toml:11: folder[0].name: "in box" is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit`,
+		`testdata/invalid-several.toml:13: folder[0].source_id: "abc" is not 40 hexadecimal characters`,
+		`testdata/invalid-several.toml:14: folder[0].settle: invalid duration "soon"`,
+		`testdata/invalid-several.toml: folder[1].path: required`,
+		`testdata/invalid-several.toml: folder[1].done_dir: required when after_upload = "move"`,
+		`testdata/invalid-several.toml:20: folder[1].colour: unknown key`,
+		`testdata/invalid-several.toml: folder[1].training_metadata[0].filter_reference: required`,
+		`testdata/invalid-several.toml:23: folder[1].training_metadata[0].stage: "new" is not one of NEW, YES, LATER, NO`,
+		`testdata/invalid-several.toml:24: folder[1].training_metadata[0].rating: 0 is out of range 1..4`,
+	),
+	"invalid-source-id.toml": `testdata/invalid-source-id.toml:7: folder[0].source_id: "0123456789abcdef0123456789abcdef0123456g" is not 40 hexadecimal characters`,
+	"invalid-stage.toml":     `testdata/invalid-stage.toml:11: folder[0].training_metadata[0].stage: "maybe" is not one of NEW, YES, LATER, NO`,
+	"invalid-syntax.toml":    `testdata/invalid-syntax.toml:2: invalid TOML: strings cannot contain newlines`,
+	"invalid-types.toml": lines(
+		`testdata/invalid-types.toml:1: state_dir: expected a string, got an integer`,
+		`testdata/invalid-types.toml:5: api.workers: expected an integer, got a string`,
+		`testdata/invalid-types.toml:6: api.rate_limit: -1.5 is negative`,
+		`testdata/invalid-types.toml:7: api.max_attempts: 1001 is out of range 1..1000`,
+		`testdata/invalid-types.toml:8: api.timeout: must be more than 0`,
+		`testdata/invalid-types.toml:14: folder[0].recursive: expected true or false, got a string`,
+		`testdata/invalid-types.toml:15: folder[0].poll_interval: "-1s" is negative`,
+		`testdata/invalid-types.toml:16: folder[0].include: expected an array of strings, got a string`,
+		`testdata/invalid-types.toml:17: folder[0].exclude[1]: expected a string, got an integer`,
+		`testdata/invalid-types.toml:18: folder[0].max_size: -1 is negative`,
+		`testdata/invalid-types.toml:21: folder[0].training_metadata[0].filter_reference: must not be empty`,
+		`testdata/invalid-types.toml:22: folder[0].training_metadata[0].stage_timestamp: -1 is negative`,
+		`testdata/invalid-types.toml:23: folder[0].training_metadata[0].rating_timestamp: expected an integer, got a string`,
+	),
+	"invalid-unknown-folder-key.toml": lines(
+		`testdata/invalid-unknown-folder-key.toml: folder[0].source_id: required`,
+		`testdata/invalid-unknown-folder-key.toml:7: folder[0].sorce_id: unknown key (did you mean source_id?)`,
+	),
+	"invalid-unknown-top-key.toml": `testdata/invalid-unknown-top-key.toml:1: stat_dir: unknown key (did you mean state_dir?)`,
+	"invalid-unset-env.toml":       `testdata/invalid-unset-env.toml:3: api.api_key: environment variable RIMINDER_API_KEY is not set`,
+	"invalid-url.toml":             `testdata/invalid-url.toml:2: api.url: "ftp://example.com/api" is not "sandbox" or an http(s) URL with a host`,
+	"invalid-workers.toml":         `testdata/invalid-workers.toml:3: api.workers: 0 is out of range 1..256`,
+	"invalid-retry.toml":           `testdata/invalid-retry.toml:4: api.retry_max: 1s is shorter than api.retry_initial 10s`,
+}
+
+// lines joins the lines of a multi-line error.
+func lines(l ...string) string { return strings.Join(l, "\n") }
+
+// fakeEnv returns a lookupEnv over a fixed map.
+func fakeEnv(vars map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+}
+
+func TestParseInvalid(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "invalid-*.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no testdata/invalid-*.toml")
+	}
+	abs, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool)
+	for _, file := range files {
+		name := filepath.Base(file)
+		seen[name] = true
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Parse(data, file, fakeEnv(map[string]string{"UNRELATED": "x"}))
+			if err == nil {
+				t.Fatalf("Parse(%s) = %+v, want an error", file, cfg)
+			}
+			got := strings.ReplaceAll(err.Error(), abs, "TESTDATA")
+			want, ok := invalid[name]
+			if !ok {
+				t.Fatalf("no expected error for %s in the invalid map; Parse returns:\n%s", name, got)
+			}
+			if got != want {
+				t.Errorf("Parse(%s) error:\n%s\nwant:\n%s", file, got, want)
+			}
+		})
+	}
+	for name := range invalid {
+		if !seen[name] {
+			t.Errorf("invalid map names %s, which is not in testdata", name)
+		}
+	}
+}

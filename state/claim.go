@@ -1,0 +1,178 @@
+package state
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Candidate is a file a source found and hashed.
+type Candidate struct {
+	// Source is the source name, SourceID the Riminder source.
+	Source   string
+	SourceID string
+	SHA256   [32]byte
+	// Path is the file to upload; Origin describes it for people (empty:
+	// Path).
+	Path     string
+	Origin   string
+	FileName string
+	Size     int64
+	Received time.Time
+	// Identity, when set (folder sources), is remembered under
+	// (SourceID, Path) so that an unchanged file is not hashed again.
+	Identity *Identity
+}
+
+// ClaimResult says what Claim did with a candidate.
+type ClaimResult uint8
+
+// Claim results.
+const (
+	// ClaimNew: a new item, queued for upload.
+	ClaimNew ClaimResult = iota + 1
+	// ClaimDuplicate: the content is already an item of this source;
+	// nothing will be sent.
+	ClaimDuplicate
+	// ClaimKnown: the same path with the same content was claimed before
+	// (its identity changed, e.g. touched); nothing to do.
+	ClaimKnown
+)
+
+// LookupFile returns the remembered identity and hash of a folder file.
+func (s *Store) LookupFile(sourceID, path string) (FileRecord, bool, error) {
+	var (
+		r     FileRecord
+		found bool
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketFiles).Get(fileKey(sourceID, path))
+		if v == nil {
+			return nil
+		}
+		var err error
+		r, err = decodeFile(v)
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return FileRecord{}, false, fmt.Errorf("look up %s: %w", path, err)
+	}
+	return r, found, nil
+}
+
+// Claim records a batch of candidates in one transaction. A candidate whose
+// content is new for its source becomes a pending item, queued now; one
+// whose content is already an item is a duplicate and is counted for its
+// source. Results are in the order of cands.
+func (s *Store) Claim(cands []Candidate) ([]ClaimResult, error) {
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	now := s.now()
+	res := make([]ClaimResult, len(cands))
+	added := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		added = false
+		claims := tx.Bucket(bucketClaims)
+		files := tx.Bucket(bucketFiles)
+		// Walks add a directory's files mostly in key order: fill pages
+		// before splitting them.
+		files.FillPercent = 0.9
+		dups := tx.Bucket(bucketDups)
+		for i := range cands {
+			c := &cands[i]
+			key := Key{SourceID: c.SourceID, SHA256: c.SHA256}
+			kb := key.bytes()
+			exists := claims.Get(kb) != nil
+			if c.Identity != nil {
+				fk := fileKey(c.SourceID, c.Path)
+				sameContent := false
+				if old := files.Get(fk); old != nil {
+					if r, err := decodeFile(old); err == nil && r.SHA256 == c.SHA256 {
+						sameContent = true
+					}
+				}
+				if err := files.Put(fk, encodeFile(FileRecord{Identity: *c.Identity, SHA256: c.SHA256})); err != nil {
+					return err
+				}
+				if sameContent && exists {
+					res[i] = ClaimKnown
+					continue
+				}
+			}
+			if exists {
+				n := be64(dups.Get([]byte(c.Source))) + 1
+				if err := dups.Put([]byte(c.Source), put64(n)); err != nil {
+					return err
+				}
+				res[i] = ClaimDuplicate
+				continue
+			}
+			it := Item{
+				Key: key, Source: c.Source, Status: Pending, NextAttempt: now,
+				Path: c.Path, Origin: c.Origin, FileName: c.FileName, Size: c.Size,
+				Received: c.Received, Created: now, Updated: now,
+			}
+			if err := putItem(tx, &it); err != nil {
+				return err
+			}
+			if err := enqueue(tx, key, now); err != nil {
+				return err
+			}
+			res[i] = ClaimNew
+			added = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %d files: %w", len(cands), err)
+	}
+	if added {
+		s.signal()
+	}
+	return res, nil
+}
+
+// ForgetFile drops the remembered identity of a folder file, so that the
+// next scan hashes it again.
+func (s *Store) ForgetFile(sourceID, path string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFiles).Delete(fileKey(sourceID, path))
+	})
+}
+
+func putItem(tx *bolt.Tx, it *Item) error {
+	v, err := encodeItem(it)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketClaims).Put(it.Key.bytes(), v)
+}
+
+func getItem(tx *bolt.Tx, k Key) (Item, bool, error) {
+	kb := k.bytes()
+	v := tx.Bucket(bucketClaims).Get(kb)
+	if v == nil {
+		return Item{}, false, nil
+	}
+	it, err := decodeItem(kb, v)
+	return it, err == nil, err
+}
+
+func enqueue(tx *bolt.Tx, k Key, due time.Time) error {
+	b, err := tx.Bucket(bucketQueue).CreateBucketIfNotExists([]byte(k.SourceID))
+	if err != nil {
+		return err
+	}
+	return b.Put(queueKey(due, k.SHA256), nil)
+}
+
+func dequeue(tx *bolt.Tx, k Key, due time.Time) error {
+	b := tx.Bucket(bucketQueue).Bucket([]byte(k.SourceID))
+	if b == nil {
+		return nil
+	}
+	return b.Delete(queueKey(due, k.SHA256))
+}

@@ -1,0 +1,146 @@
+package state
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Counts is how many items of a source stand in each status.
+type Counts struct {
+	Pending   int `json:"pending"`
+	Uploaded  int `json:"uploaded"`
+	Failed    int `json:"failed"`
+	Duplicate int `json:"duplicate"`
+}
+
+// Add returns the sum of c and d.
+func (c Counts) Add(d Counts) Counts {
+	return Counts{c.Pending + d.Pending, c.Uploaded + d.Uploaded, c.Failed + d.Failed, c.Duplicate + d.Duplicate}
+}
+
+// Counts returns the counts per source name.
+func (s *Store) Counts() (map[string]Counts, error) {
+	out := map[string]Counts{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
+			it, err := decodeItem(k, v)
+			if err != nil {
+				return err
+			}
+			c := out[it.Source]
+			switch it.Status {
+			case Pending:
+				c.Pending++
+			case Uploaded:
+				c.Uploaded++
+			case Failed:
+				c.Failed++
+			}
+			out[it.Source] = c
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDups).ForEach(func(k, v []byte) error {
+			c := out[string(k)]
+			c.Duplicate += int(be64(v))
+			out[string(k)] = c
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count items: %w", err)
+	}
+	return out, nil
+}
+
+// Items calls fn for every item with one of the given statuses (none: all),
+// in key order. The Item is a copy; fn must not call the Store.
+func (s *Store) Items(fn func(Item) error, statuses ...Status) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
+			it, err := decodeItem(k, v)
+			if err != nil {
+				return err
+			}
+			if len(statuses) > 0 {
+				match := false
+				for _, st := range statuses {
+					match = match || it.Status == st
+				}
+				if !match {
+					return nil
+				}
+			}
+			return fn(it)
+		})
+	})
+}
+
+// Get returns one item.
+func (s *Store) Get(k Key) (Item, bool, error) {
+	var (
+		it Item
+		ok bool
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		it, ok, err = getItem(tx, k)
+		return err
+	})
+	return it, ok, err
+}
+
+// RetryFailed queues failed items again with a fresh attempt count: the
+// given keys, or every failed item when keys is empty. It returns how many
+// items were queued.
+func (s *Store) RetryFailed(keys []Key) (int, error) {
+	now := s.now()
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		if len(keys) == 0 {
+			if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
+				it, err := decodeItem(k, v)
+				if err == nil && it.Status == Failed {
+					keys = append(keys, it.Key)
+				}
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			it, ok, err := getItem(tx, k)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("no item %s", k)
+			}
+			if it.Status != Failed {
+				continue
+			}
+			it.Status = Pending
+			it.Attempts = 0
+			it.NextAttempt = now
+			it.Updated = now
+			if err := putItem(tx, &it); err != nil {
+				return err
+			}
+			if err := enqueue(tx, k, now); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retry failed items: %w", err)
+	}
+	if n > 0 {
+		s.signal()
+	}
+	return n, nil
+}

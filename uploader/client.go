@@ -1,0 +1,245 @@
+// Package uploader sends CVs to the Riminder API: a client for the API
+// (riminder-api.md) and a bounded worker pool that takes pending items from
+// state, uploads them with retry, backoff and a rate limit, and records every
+// outcome.
+package uploader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to the Riminder v1.0 API. It is safe for concurrent use.
+type Client struct {
+	base    string
+	key     string
+	hc      *http.Client
+	timeout time.Duration
+	agent   string
+}
+
+// ClientOptions configures NewClient.
+type ClientOptions struct {
+	// BaseURL is the API root, e.g. https://www.riminder.net/sf/public/api/v1.0.
+	BaseURL string
+	// Key is the API secret key, sent as X-API-Key.
+	Key string
+	// Timeout bounds a request without a body; uploads get more time in
+	// proportion to their size. Default 2 minutes.
+	Timeout time.Duration
+	// MaxConns is the number of connections kept open to the API; set it
+	// to the number of workers. Default 4.
+	MaxConns int
+	// Transport overrides the HTTP transport (tests).
+	Transport http.RoundTripper
+	// UserAgent is sent as User-Agent; default "cvfeed".
+	UserAgent string
+}
+
+// NewClient returns a client. It does no I/O.
+func NewClient(o ClientOptions) (*Client, error) {
+	u, err := url.Parse(o.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("api url %q: want http(s)://host/path", o.BaseURL)
+	}
+	if o.Key == "" {
+		return nil, errors.New("api key is empty")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 4
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "cvfeed"
+	}
+	rt := o.Transport
+	if rt == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = o.MaxConns * 2
+		t.MaxIdleConnsPerHost = o.MaxConns * 2
+		t.ResponseHeaderTimeout = o.Timeout
+		rt = t
+	}
+	return &Client{
+		base:    strings.TrimRight(o.BaseURL, "/"),
+		key:     o.Key,
+		hc:      &http.Client{Transport: rt},
+		timeout: o.Timeout,
+		agent:   o.UserAgent,
+	}, nil
+}
+
+// APIError is a non-2xx answer of the API.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int
+	// Message is the envelope's message (or the start of a non-JSON body),
+	// with the API key removed.
+	Message string
+	// RetryAfter is the Retry-After header, if any.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("api: %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("api: %d %s", e.Status, e.Message)
+}
+
+// StatusOf returns the HTTP status of an *APIError in err's chain, or 0.
+func StatusOf(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+// envelope is the API's response wrapper (riminder-api.md §1).
+type envelope struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// maxResponse bounds what is read of a response body.
+const maxResponse = 4 << 20
+
+// do sends req and decodes the envelope. A non-2xx status is an *APIError.
+func (c *Client) do(req *http.Request) (*envelope, error) {
+	req.Header.Set("X-API-Key", c.key)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.agent)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.redactErr(err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+		resp.Body.Close()
+	}()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read response: %w", req.Method, req.URL.Path, err)
+	}
+	var env envelope
+	jsonErr := json.Unmarshal(body, &env)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		ae := &APIError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		if jsonErr == nil {
+			ae.Message = env.Message
+		} else {
+			ae.Message = snippet(body)
+		}
+		ae.Message = c.redact(ae.Message)
+		return nil, ae
+	}
+	if jsonErr != nil {
+		return nil, fmt.Errorf("%s %s: %d with a body that is not the JSON envelope: %q", req.Method, req.URL.Path, resp.StatusCode, c.redact(snippet(body)))
+	}
+	return &env, nil
+}
+
+// redact removes the API key from text the API sends back ("Invalid secret
+// key: KEY"), so it never reaches a log.
+func (c *Client) redact(s string) string {
+	if c.key == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.key, "[redacted]")
+}
+
+func (c *Client) redactErr(err error) error {
+	if strings.Contains(err.Error(), c.key) {
+		return errors.New(c.redact(err.Error()))
+	}
+	return err
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// IsTransient reports whether err is worth retrying: a network failure, a
+// timeout, or a 408, 425, 429 or 5xx answer.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		s := ae.Status
+		return s == http.StatusRequestTimeout || s == http.StatusTooEarly || s == http.StatusTooManyRequests || s >= 500
+	}
+	var fe *FileError
+	if errors.As(err, &fe) {
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	// Connection resets, unexpected EOFs and the like come as plain errors
+	// from the transport: everything that is neither an API answer nor a
+	// local file problem is the network's.
+	return true
+}
+
+// IsAuth reports whether err says the key is refused or out of quota
+// (401, 402, 403): every request would fail the same way.
+func IsAuth(err error) bool {
+	s := StatusOf(err)
+	return s == http.StatusUnauthorized || s == http.StatusPaymentRequired || s == http.StatusForbidden
+}
+
+// IsDuplicateReference reports whether err is the API refusing a
+// profile_reference that is already used in the source.
+func IsDuplicateReference(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		return false
+	}
+	m := strings.ToLower(ae.Message)
+	return strings.Contains(m, "reference") && (strings.Contains(m, "already exist") || strings.Contains(m, "already used"))
+}
+
+func (c *Client) url(path string, q url.Values) string {
+	u := c.base + "/" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}

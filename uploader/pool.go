@@ -1,0 +1,413 @@
+package uploader
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/cvfeed/cvfeed/state"
+)
+
+// Store is what the pool needs of the state database.
+type Store interface {
+	Lease(max int, accept func(sourceID string) bool) ([]state.Item, time.Time, error)
+	Complete([]state.Result) error
+	Notify() <-chan struct{}
+}
+
+// API is what the pool needs of the Riminder client.
+type API interface {
+	PostProfile(ctx context.Context, u Upload) (Uploaded, error)
+	GetProfile(ctx context.Context, sourceID, reference string) (Profile, error)
+}
+
+// PoolConfig configures a Pool. Zero values mean the defaults noted.
+type PoolConfig struct {
+	// Workers is the number of concurrent uploads (default 4).
+	Workers int
+	// RateLimit is requests per second over all workers; 0 is no limit.
+	RateLimit float64
+	// MaxAttempts fails an item after this many failed attempts (default 10).
+	MaxAttempts int
+	// Backoff is the retry delay policy (default DefaultBackoff).
+	Backoff Backoff
+	// Accept admits the sources whose items the pool uploads (nil: all).
+	Accept func(sourceID string) bool
+	// Metadata returns the training_metadata JSON text for an item (nil
+	// for none). An error fails the item.
+	Metadata func(it state.Item) ([]byte, error)
+	// StopOnAuth makes Run return an *AuthError at the first 401, 402 or
+	// 403 on an upload (backfill). Otherwise the pool pauses, says so every
+	// AuthRetry, and tries one upload each time until the key works.
+	StopOnAuth bool
+	// AuthRetry is the pause between tries while the key is refused
+	// (default 1 minute).
+	AuthRetry time.Duration
+	// ReadAccess says whether GET requests are allowed with the key; when
+	// false, a duplicate-reference answer is trusted without GET profile.
+	ReadAccess bool
+	// Grace is how long in-flight uploads may finish after Run's context
+	// is cancelled (0: they are aborted at once).
+	Grace time.Duration
+	// OnResult, if set, is called after each outcome is recorded.
+	OnResult func(it state.Item, r state.Result)
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// AuthError says the API refuses the key (401), the quota is spent (402) or
+// the key may not do this (403): no upload can succeed until it is fixed.
+type AuthError struct{ Err error }
+
+func (e *AuthError) Error() string {
+	switch StatusOf(e.Err) {
+	case http.StatusUnauthorized:
+		return fmt.Sprintf("the API refused the key (check api_key): %v", e.Err)
+	case http.StatusPaymentRequired:
+		return fmt.Sprintf("the API quota is exhausted: %v", e.Err)
+	default:
+		return fmt.Sprintf("the API key is not allowed to upload (is it a read-only key, or the source not the key's?): %v", e.Err)
+	}
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// Pool uploads pending items with a fixed number of workers.
+type Pool struct {
+	cfg     PoolConfig
+	store   Store
+	api     API
+	log     *slog.Logger
+	limiter *rate.Limiter
+	read    atomic.Bool
+
+	mu        sync.Mutex
+	authErr   error // first auth failure (StopOnAuth) or the current pause
+	paused    bool
+	resume    chan struct{}
+	probeDone chan struct{}
+	inFlight  atomic.Int64
+}
+
+// NewPool returns a pool. It does no I/O.
+func NewPool(cfg PoolConfig, store Store, api API) *Pool {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.Backoff.Initial <= 0 {
+		cfg.Backoff = DefaultBackoff()
+	}
+	if cfg.AuthRetry <= 0 {
+		cfg.AuthRetry = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	lim := rate.NewLimiter(rate.Inf, 1)
+	if cfg.RateLimit > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
+	}
+	p := &Pool{cfg: cfg, store: store, api: api, log: cfg.Logger, limiter: lim, resume: make(chan struct{}, 1), probeDone: make(chan struct{}, 1)}
+	p.read.Store(cfg.ReadAccess)
+	return p
+}
+
+// InFlight is the number of items handed to workers and not yet recorded.
+func (p *Pool) InFlight() int { return int(p.inFlight.Load()) }
+
+// Resume ends an auth pause now (after the key was changed).
+func (p *Pool) Resume() {
+	select {
+	case p.resume <- struct{}{}:
+	default:
+	}
+}
+
+// Paused returns the error that paused uploads, or nil.
+func (p *Pool) Paused() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused {
+		return p.authErr
+	}
+	return nil
+}
+
+type job struct {
+	it    state.Item
+	probe bool
+}
+
+// Run uploads until ctx is cancelled, then lets in-flight uploads finish
+// within the grace period and records every outcome. It returns nil on
+// cancellation, an *AuthError with StopOnAuth, or an error when the state
+// cannot be written.
+func (p *Pool) Run(ctx context.Context) error {
+	// reqCtx outlives ctx by the grace period: a stop lets uploads finish.
+	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReq()
+	stop := context.AfterFunc(ctx, func() {
+		if p.cfg.Grace <= 0 {
+			cancelReq()
+			return
+		}
+		t := time.AfterFunc(p.cfg.Grace, cancelReq)
+		context.AfterFunc(reqCtx, func() { t.Stop() })
+	})
+	defer stop()
+
+	// dispatchCtx stops handing out work: on ctx, or on an auth stop.
+	dispatchCtx, stopDispatch := context.WithCancel(ctx)
+	defer stopDispatch()
+
+	jobs := make(chan job)
+	results := make(chan state.Result, p.cfg.Workers*2)
+	var workers errgroup.Group
+	for range p.cfg.Workers {
+		workers.Go(func() error {
+			for j := range jobs {
+				if p.holding(j.probe) {
+					// The key was refused after this job was handed
+					// over: send nothing more.
+					results <- state.Result{Key: j.it.Key, Outcome: state.Release, MaybeSent: j.it.MaybeSent}
+					continue
+				}
+				r, auth := p.process(reqCtx, j.it)
+				if auth != nil {
+					p.authFailed(auth)
+				}
+				if j.probe {
+					p.probed(auth != nil)
+				}
+				results <- r
+			}
+			return nil
+		})
+	}
+	var g errgroup.Group
+	var items sync.Map // key → item, for OnResult
+	g.Go(func() error {
+		defer close(jobs)
+		return p.dispatch(dispatchCtx, jobs, results, &items, stopDispatch)
+	})
+	commitErr := make(chan error, 1)
+	go func() { commitErr <- p.commit(results, &items) }()
+	dispatchErr := g.Wait()
+	_ = workers.Wait()
+	close(results)
+	cerr := <-commitErr
+	if cerr != nil {
+		return cerr
+	}
+	if dispatchErr != nil {
+		return dispatchErr
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.StopOnAuth && p.authErr != nil {
+		return &AuthError{Err: p.authErr}
+	}
+	return nil
+}
+
+// leaseBatch is how many items one lease transaction takes.
+func (p *Pool) leaseBatch() int { return min(max(p.cfg.Workers*8, 16), 256) }
+
+// dispatch leases due items and hands them to workers.
+func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- state.Result, items *sync.Map, stop func()) error {
+	var buf []state.Item
+	release := func() {
+		for _, it := range buf {
+			results <- state.Result{Key: it.Key, Outcome: state.Release, MaybeSent: it.MaybeSent, Next: it.NextAttempt}
+		}
+		buf = nil
+	}
+	defer release()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := p.authGate(ctx, stop); err != nil {
+			return nil
+		}
+		if len(buf) == 0 {
+			got, next, err := p.store.Lease(p.leaseBatch(), p.cfg.Accept)
+			if err != nil {
+				return err
+			}
+			if len(got) == 0 {
+				var timer <-chan time.Time
+				if !next.IsZero() {
+					t := time.NewTimer(max(next.Sub(p.cfg.Now()), time.Millisecond))
+					defer t.Stop()
+					timer = t.C
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-p.store.Notify():
+				case <-timer:
+				}
+				continue
+			}
+			buf = got
+			p.inFlight.Add(int64(len(got)))
+			for _, it := range got {
+				items.Store(it.Key, it)
+			}
+		}
+		j := job{it: buf[0]}
+		if p.pausedNow() {
+			j.probe = true
+		}
+		select {
+		case jobs <- j:
+			buf = buf[1:]
+			if j.probe {
+				// One upload at a time while the key is refused.
+				if err := p.waitProbe(ctx); err != nil {
+					return nil
+				}
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// commit records results in batches: one transaction for all the results
+// that arrived while the previous one was written.
+func (p *Pool) commit(results <-chan state.Result, items *sync.Map) error {
+	var failed error
+	batch := make([]state.Result, 0, 256)
+	for r := range results {
+		batch = append(batch[:0], r)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		if failed != nil {
+			continue // keep draining so workers never block
+		}
+		if err := p.store.Complete(batch); err != nil {
+			failed = err
+			p.log.Error("cannot record upload outcomes; stopping", "err", err)
+			continue
+		}
+		for _, r := range batch {
+			v, _ := items.LoadAndDelete(r.Key)
+			p.inFlight.Add(-1)
+			if p.cfg.OnResult != nil {
+				it, _ := v.(state.Item)
+				p.cfg.OnResult(it, r)
+			}
+		}
+	}
+	return failed
+}
+
+// holding reports whether a worker must not send: the key was refused and
+// the job is not the probe.
+func (p *Pool) holding(probe bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.StopOnAuth {
+		return p.authErr != nil
+	}
+	return p.paused && !probe
+}
+
+// pausedNow reports whether uploads are paused for an auth failure.
+func (p *Pool) pausedNow() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
+// authFailed is called by a worker that got 401/402/403 on an upload.
+func (p *Pool) authFailed(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := p.authErr == nil || !p.paused
+	p.authErr = err
+	if p.cfg.StopOnAuth {
+		return
+	}
+	if first {
+		p.log.Error("uploads paused: "+(&AuthError{Err: err}).Error(), "retry_in", p.cfg.AuthRetry)
+	}
+	p.paused = true
+}
+
+// authGate blocks while uploads are paused until the next probe is due.
+func (p *Pool) authGate(ctx context.Context, stop func()) error {
+	p.mu.Lock()
+	stopNow := p.cfg.StopOnAuth && p.authErr != nil
+	paused := p.paused
+	err := p.authErr
+	p.mu.Unlock()
+	if stopNow {
+		stop()
+		return context.Canceled
+	}
+	if !paused {
+		return nil
+	}
+	t := time.NewTimer(p.cfg.AuthRetry)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.resume:
+	case <-t.C:
+		p.log.Error("uploads still paused: " + (&AuthError{Err: err}).Error() + "; trying one upload")
+	}
+	return nil
+}
+
+func (p *Pool) waitProbe(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.probeDone:
+		return nil
+	}
+}
+
+// probed ends the pause when the probe upload got past the key check.
+func (p *Pool) probed(auth bool) {
+	if !auth {
+		p.mu.Lock()
+		if p.paused {
+			p.paused = false
+			p.log.Info("uploads resumed: the API accepts the key again")
+		}
+		p.mu.Unlock()
+	}
+	select {
+	case p.probeDone <- struct{}{}:
+	default:
+	}
+}
