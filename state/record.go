@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -114,24 +113,13 @@ type Item struct {
 	UploadedAt time.Time
 }
 
-// record is the stored form of an Item; short names keep state small.
-type record struct {
-	Source     string `json:"s"`
-	Status     Status `json:"st"`
-	Attempts   int    `json:"a,omitempty"`
-	Next       int64  `json:"n,omitempty"`
-	LastError  string `json:"e,omitempty"`
-	MaybeSent  bool   `json:"m,omitempty"`
-	Path       string `json:"p"`
-	Origin     string `json:"o,omitempty"`
-	FileName   string `json:"f,omitempty"`
-	Size       int64  `json:"z"`
-	Received   int64  `json:"r,omitempty"`
-	FileID     string `json:"id,omitempty"`
-	Created    int64  `json:"c"`
-	Updated    int64  `json:"u"`
-	UploadedAt int64  `json:"ua,omitempty"`
-}
+// Items are stored in a compact binary form (a JSON record was twice the
+// size and a tenth of a backfill's CPU): a format byte, the status and
+// flags, varints, then length-prefixed strings. Times are Unix
+// milliseconds, 0 for unset.
+const itemFormat = 1
+
+const flagMaybeSent = 1
 
 // Times are stored as Unix milliseconds: short, and precise enough.
 func millis(t time.Time) int64 {
@@ -149,16 +137,66 @@ func fromMillis(n int64) time.Time {
 }
 
 func encodeItem(it *Item) ([]byte, error) {
-	r := record{
-		Source: it.Source, Status: it.Status, Attempts: it.Attempts, Next: millis(it.NextAttempt),
-		LastError: it.LastError, MaybeSent: it.MaybeSent, Path: it.Path, Origin: it.Origin,
-		FileName: it.FileName, Size: it.Size, Received: millis(it.Received), FileID: it.FileID,
-		Created: millis(it.Created), Updated: millis(it.Updated), UploadedAt: millis(it.UploadedAt),
+	name := it.FileName
+	if name == filepath.Base(it.Path) {
+		name = "" // the usual case: the name is the path's
 	}
-	if r.FileName == filepath.Base(r.Path) {
-		r.FileName = "" // the usual case: the name is the path's
+	b := make([]byte, 0, 64+len(it.Source)+len(it.Path)+len(it.Origin)+len(name)+len(it.LastError)+len(it.FileID))
+	flags := byte(0)
+	if it.MaybeSent {
+		flags |= flagMaybeSent
 	}
-	return json.Marshal(&r)
+	b = append(b, itemFormat, byte(it.Status), flags)
+	b = binary.AppendUvarint(b, uint64(max(it.Attempts, 0)))
+	b = binary.AppendUvarint(b, uint64(max(it.Size, 0)))
+	for _, t := range []time.Time{it.NextAttempt, it.Received, it.Created, it.Updated, it.UploadedAt} {
+		b = binary.AppendVarint(b, millis(t))
+	}
+	for _, str := range []string{it.Source, it.Path, it.Origin, name, it.LastError, it.FileID} {
+		b = binary.AppendUvarint(b, uint64(len(str)))
+		b = append(b, str...)
+	}
+	return b, nil
+}
+
+// itemReader decodes the binary form, remembering the first error.
+type itemReader struct {
+	b   []byte
+	err error
+}
+
+func (r *itemReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("truncated varint")
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *itemReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errors.New("truncated varint")
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *itemReader) str() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err = errors.New("truncated string")
+		r.b = nil
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
 }
 
 func decodeItem(k, v []byte) (Item, error) {
@@ -166,20 +204,26 @@ func decodeItem(k, v []byte) (Item, error) {
 	if err != nil {
 		return Item{}, err
 	}
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
-		return Item{}, fmt.Errorf("item %s: %w", key, err)
+	if len(v) < 3 || v[0] != itemFormat {
+		return Item{}, fmt.Errorf("item %s: unknown record format", key)
 	}
-	if r.FileName == "" {
-		r.FileName = filepath.Base(r.Path)
+	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0}
+	r := &itemReader{b: v[3:]}
+	it.Attempts = int(r.uvarint())
+	it.Size = int64(r.uvarint())
+	it.NextAttempt = fromMillis(r.varint())
+	it.Received = fromMillis(r.varint())
+	it.Created = fromMillis(r.varint())
+	it.Updated = fromMillis(r.varint())
+	it.UploadedAt = fromMillis(r.varint())
+	it.Source, it.Path, it.Origin, it.FileName, it.LastError, it.FileID = r.str(), r.str(), r.str(), r.str(), r.str(), r.str()
+	if r.err != nil {
+		return Item{}, fmt.Errorf("item %s: %w", key, r.err)
 	}
-	return Item{
-		Key: key, Source: r.Source, Status: r.Status, Attempts: r.Attempts,
-		NextAttempt: fromMillis(r.Next), LastError: r.LastError, MaybeSent: r.MaybeSent,
-		Path: r.Path, Origin: r.Origin, FileName: r.FileName, Size: r.Size,
-		Received: fromMillis(r.Received), FileID: r.FileID, Created: fromMillis(r.Created),
-		Updated: fromMillis(r.Updated), UploadedAt: fromMillis(r.UploadedAt),
-	}, nil
+	if it.FileName == "" {
+		it.FileName = filepath.Base(it.Path)
+	}
+	return it, nil
 }
 
 // Identity is what a folder scan compares to decide that a file is

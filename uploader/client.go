@@ -10,21 +10,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // Client talks to the Riminder v1.0 API. It is safe for concurrent use.
 type Client struct {
-	base    string
-	key     string
-	hc      *http.Client
-	timeout time.Duration
-	agent   string
+	// boundaryBase is random per client; a counter makes each request's
+	// boundary unique without asking the kernel for randomness each time.
+	boundaryBase string
+	boundaryN    atomic.Uint64
+	base         string
+	key          string
+	hc           *http.Client
+	timeout      time.Duration
+	agent        string
 }
 
 // ClientOptions configures NewClient.
@@ -69,15 +75,20 @@ func NewClient(o ClientOptions) (*Client, error) {
 		t.MaxIdleConns = o.MaxConns * 2
 		t.MaxIdleConnsPerHost = o.MaxConns * 2
 		t.ResponseHeaderTimeout = o.Timeout
+		// Fewer, larger writes per upload.
+		t.WriteBufferSize = 64 << 10
+		t.ReadBufferSize = 16 << 10
 		rt = t
 	}
-	return &Client{
-		base:    strings.TrimRight(o.BaseURL, "/"),
-		key:     o.Key,
-		hc:      &http.Client{Transport: rt},
-		timeout: o.Timeout,
-		agent:   o.UserAgent,
-	}, nil
+	c := &Client{
+		boundaryBase: multipart.NewWriter(io.Discard).Boundary()[:40],
+		base:         strings.TrimRight(o.BaseURL, "/"),
+		key:          o.Key,
+		hc:           &http.Client{Transport: rt},
+		timeout:      o.Timeout,
+		agent:        o.UserAgent,
+	}
+	return c, nil
 }
 
 // APIError is a non-2xx answer of the API.
@@ -107,24 +118,38 @@ func StatusOf(err error) int {
 	return 0
 }
 
-// envelope is the API's response wrapper (riminder-api.md §1).
+// envelope is the API's response wrapper (riminder-api.md §1); data is
+// decoded straight into the caller's value, in the same pass.
 type envelope struct {
-	Code    int             `json:"code"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data"`
+	Code    int       `json:"code"`
+	Message string    `json:"message"`
+	Data    dataField `json:"data"`
+}
+
+// dataField decodes "data" into target. The API is PHP: an empty object
+// may come as [] (riminder-api.md §1), and errors carry null; both leave
+// target as it is.
+type dataField struct{ target any }
+
+func (d *dataField) UnmarshalJSON(b []byte) error {
+	if d.target == nil || string(b) == "null" || string(b) == "[]" {
+		return nil
+	}
+	return json.Unmarshal(b, d.target)
 }
 
 // maxResponse bounds what is read of a response body.
 const maxResponse = 4 << 20
 
-// do sends req and decodes the envelope. A non-2xx status is an *APIError.
-func (c *Client) do(req *http.Request) (*envelope, error) {
+// do sends req and decodes the envelope, its data into data (nil: not
+// wanted). A non-2xx status is an *APIError.
+func (c *Client) do(req *http.Request, data any) error {
 	req.Header.Set("X-API-Key", c.key)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.agent)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, c.redactErr(err)
+		return c.redactErr(err)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
@@ -132,24 +157,24 @@ func (c *Client) do(req *http.Request) (*envelope, error) {
 	}()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: read response: %w", req.Method, req.URL.Path, err)
+		return fmt.Errorf("%s %s: read response: %w", req.Method, req.URL.Path, err)
 	}
-	var env envelope
-	jsonErr := json.Unmarshal(body, &env)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		ae := &APIError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
-		if jsonErr == nil {
+		var env envelope
+		if json.Unmarshal(body, &env) == nil {
 			ae.Message = env.Message
 		} else {
 			ae.Message = snippet(body)
 		}
 		ae.Message = c.redact(ae.Message)
-		return nil, ae
+		return ae
 	}
-	if jsonErr != nil {
-		return nil, fmt.Errorf("%s %s: %d with a body that is not the JSON envelope: %q", req.Method, req.URL.Path, resp.StatusCode, c.redact(snippet(body)))
+	env := envelope{Data: dataField{target: data}}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return fmt.Errorf("%s %s: %d with a body that is not the JSON envelope (%v): %q", req.Method, req.URL.Path, resp.StatusCode, err, c.redact(snippet(body)))
 	}
-	return &env, nil
+	return nil
 }
 
 // redact removes the API key from text the API sends back ("Invalid secret
@@ -234,6 +259,11 @@ func IsDuplicateReference(err error) bool {
 	}
 	m := strings.ToLower(ae.Message)
 	return strings.Contains(m, "reference") && (strings.Contains(m, "already exist") || strings.Contains(m, "already used"))
+}
+
+// boundary returns a multipart boundary unique to this request.
+func (c *Client) boundary() string {
+	return c.boundaryBase + strconv.FormatUint(c.boundaryN.Add(1), 36)
 }
 
 func (c *Client) url(path string, q url.Values) string {

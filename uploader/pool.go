@@ -175,7 +175,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer stopDispatch()
 
 	jobs := make(chan job)
-	results := make(chan state.Result, p.cfg.Workers*2)
+	results := make(chan state.Result, 512)
 	var workers errgroup.Group
 	for range p.cfg.Workers {
 		workers.Go(func() error {
@@ -224,8 +224,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	return nil
 }
 
-// leaseBatch is how many items one lease transaction takes.
-func (p *Pool) leaseBatch() int { return min(max(p.cfg.Workers*8, 16), 256) }
+// leaseBatch is how many items one lease transaction takes: enough that
+// the transaction's cost is spread thin, few enough that a crash leaves
+// little to confirm.
+func (p *Pool) leaseBatch() int { return min(max(p.cfg.Workers*32, 64), 512) }
 
 // dispatch leases due items and hands them to workers.
 func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- state.Result, items *sync.Map, stop func()) error {
@@ -289,25 +291,33 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 	}
 }
 
-// commit records results in batches: one transaction for all the results
-// that arrived while the previous one was written.
+// commitWindow is how long the first result of a batch waits for others:
+// one transaction (two fsyncs) then records many outcomes.
+const commitWindow = 20 * time.Millisecond
+
+// commit records results in batches: one transaction for the results that
+// arrive within commitWindow of the first (at most 512).
 func (p *Pool) commit(results <-chan state.Result, items *sync.Map) error {
 	var failed error
-	batch := make([]state.Result, 0, 256)
+	batch := make([]state.Result, 0, 512)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for r := range results {
 		batch = append(batch[:0], r)
-	drain:
+		timer.Reset(commitWindow)
+	gather:
 		for len(batch) < cap(batch) {
 			select {
 			case r, ok := <-results:
 				if !ok {
-					break drain
+					break gather
 				}
 				batch = append(batch, r)
-			default:
-				break drain
+			case <-timer.C:
+				break gather
 			}
 		}
+		timer.Stop()
 		if failed != nil {
 			continue // keep draining so workers never block
 		}

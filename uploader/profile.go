@@ -4,20 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cvfeed/cvfeed/internal/fileio"
 )
 
 // Upload is one file to send with POST profile.
@@ -70,14 +69,11 @@ func ReferenceFor(sha [32]byte) string {
 // PostProfile uploads a file as multipart, streamed from disk with a known
 // Content-Length: memory use does not depend on the file size.
 func (c *Client) PostProfile(ctx context.Context, u Upload) (Uploaded, error) {
-	boundary := randomBoundary()
-	prefix, err := multipartPrefix(boundary, u)
-	if err != nil {
-		return Uploaded{}, err
-	}
+	boundary := c.boundary()
+	prefix := multipartPrefix(boundary, u)
 	suffix := "\r\n--" + boundary + "--\r\n"
 	open := func() (*checkedFile, error) {
-		f, err := os.Open(u.Path)
+		f, err := fileio.Open(u.Path)
 		if err != nil {
 			return nil, &FileError{Path: u.Path, Err: err}
 		}
@@ -93,7 +89,7 @@ func (c *Client) PostProfile(ctx context.Context, u Upload) (Uploaded, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout+time.Duration(u.Size/(256<<10))*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("profile", nil),
-		io.MultiReader(bytes.NewReader(prefix), body, strings.NewReader(suffix)))
+		newUploadBody(prefix, body, suffix))
 	if err != nil {
 		return Uploaded{}, fmt.Errorf("post profile: %w", err)
 	}
@@ -103,13 +99,11 @@ func (c *Client) PostProfile(ctx context.Context, u Upload) (Uploaded, error) {
 		if err != nil {
 			return nil, err
 		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(prefix), b, strings.NewReader(suffix)), b}, nil
+		return newUploadBody(prefix, b, suffix), nil
 	}
 	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
-	env, err := c.do(req)
+	var out Uploaded
+	err = c.do(req, &out)
 	if body.err != nil {
 		// The file changed under us: the request was cut short, the
 		// API cannot have accepted it.
@@ -118,44 +112,71 @@ func (c *Client) PostProfile(ctx context.Context, u Upload) (Uploaded, error) {
 	if err != nil {
 		return Uploaded{}, err
 	}
-	var out Uploaded
-	if len(env.Data) > 0 && env.Data[0] == '{' {
-		if err := json.Unmarshal(env.Data, &out); err != nil {
-			return Uploaded{}, fmt.Errorf("post profile: decode data: %w", err)
-		}
-	}
 	return out, nil
 }
 
-// multipartPrefix writes every field, then the header of the file part.
-func multipartPrefix(boundary string, u Upload) ([]byte, error) {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	if err := w.SetBoundary(boundary); err != nil {
-		return nil, err
-	}
-	fields := [][2]string{{"source_id", u.SourceID}}
-	if u.Reference != "" {
-		fields = append(fields, [2]string{"profile_reference", u.Reference})
-	}
-	if !u.Received.IsZero() {
-		fields = append(fields, [2]string{"timestamp_reception", strconv.FormatInt(u.Received.Unix(), 10)})
-	}
-	if u.TrainingMetadata != nil {
-		fields = append(fields, [2]string{"training_metadata", string(u.TrainingMetadata)})
-	}
-	for _, f := range fields {
-		if err := w.WriteField(f[0], f[1]); err != nil {
-			return nil, err
+// uploadBody is the multipart body: the fields and the file part's header,
+// the file, the closing boundary. Each Read fills as much of p as it can
+// across those parts, so the transport sends a small CV in one write
+// instead of one per part.
+type uploadBody struct {
+	file *checkedFile
+	r    io.Reader
+}
+
+func newUploadBody(prefix []byte, file *checkedFile, suffix string) *uploadBody {
+	return &uploadBody{file: file, r: io.MultiReader(bytes.NewReader(prefix), file, strings.NewReader(suffix))}
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := b.r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
 		}
 	}
-	h := make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", `form-data; name="file"; filename="`+quoteName(u.FileName)+`"`)
-	h.Set("Content-Type", contentType(u.FileName))
-	if _, err := w.CreatePart(h); err != nil {
-		return nil, err
+	return n, nil
+}
+
+func (b *uploadBody) Close() error { return b.file.Close() }
+
+// multipartPrefix writes every field, then the header of the file part.
+func multipartPrefix(boundary string, u Upload) []byte {
+	// The layout is mime/multipart.Writer's (the tests read it back with
+	// mime/multipart); writing it directly saves the Writer's header maps
+	// and sorting on every upload. Field names are constants and values
+	// sit in part bodies, which need no escaping; only the file name is
+	// quoted. The boundary has 40 random characters: no value holds it.
+	buf := bytes.NewBuffer(make([]byte, 0, 512+len(u.TrainingMetadata)))
+	field := func(name, value string) {
+		buf.WriteString("--")
+		buf.WriteString(boundary)
+		buf.WriteString("\r\nContent-Disposition: form-data; name=\"")
+		buf.WriteString(name)
+		buf.WriteString("\"\r\n\r\n")
+		buf.WriteString(value)
+		buf.WriteString("\r\n")
 	}
-	return buf.Bytes(), nil
+	field("source_id", u.SourceID)
+	if u.Reference != "" {
+		field("profile_reference", u.Reference)
+	}
+	if !u.Received.IsZero() {
+		field("timestamp_reception", strconv.FormatInt(u.Received.Unix(), 10))
+	}
+	if u.TrainingMetadata != nil {
+		field("training_metadata", string(u.TrainingMetadata))
+	}
+	buf.WriteString("--")
+	buf.WriteString(boundary)
+	buf.WriteString("\r\nContent-Disposition: form-data; name=\"file\"; filename=\"")
+	buf.WriteString(quoteName(u.FileName))
+	buf.WriteString("\"\r\nContent-Type: ")
+	buf.WriteString(contentType(u.FileName))
+	buf.WriteString("\r\n\r\n")
+	return buf.Bytes()
 }
 
 // quoteName makes a file name safe inside a quoted header parameter: no
@@ -207,11 +228,6 @@ func contentType(name string) string {
 		return "application/vnd.ms-outlook"
 	}
 	return "application/octet-stream"
-}
-
-func randomBoundary() string {
-	// multipart.Writer makes a random boundary; borrow it.
-	return multipart.NewWriter(io.Discard).Boundary()
 }
 
 // checkedFile streams exactly the claimed size and hash: if the file ends
@@ -301,13 +317,9 @@ func (c *Client) GetProfile(ctx context.Context, sourceID, reference string) (Pr
 	if err != nil {
 		return Profile{}, fmt.Errorf("get profile: %w", err)
 	}
-	env, err := c.do(req)
-	if err != nil {
-		return Profile{}, err
-	}
 	var p Profile
-	if err := json.Unmarshal(env.Data, &p); err != nil {
-		return Profile{}, fmt.Errorf("get profile: decode data: %w", err)
+	if err := c.do(req, &p); err != nil {
+		return Profile{}, err
 	}
 	return p, nil
 }
@@ -327,13 +339,9 @@ func (c *Client) Sources(ctx context.Context) ([]Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get sources: %w", err)
 	}
-	env, err := c.do(req)
-	if err != nil {
-		return nil, err
-	}
 	var s []Source
-	if err := json.Unmarshal(env.Data, &s); err != nil {
-		return nil, fmt.Errorf("get sources: decode data: %w", err)
+	if err := c.do(req, &s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

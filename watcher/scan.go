@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/internal/fileio"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -90,7 +91,7 @@ func NewScanner(store Store, o ScannerOptions) *Scanner {
 		o.Stats = new(Stats)
 	}
 	if o.Open == nil {
-		o.Open = os.Open
+		o.Open = fileio.Open
 	}
 	return &Scanner{store: store, log: o.Logger, hashers: o.Hashers, stats: o.Stats, batch: 256, flush: 50 * time.Millisecond, open: o.Open}
 }
@@ -225,7 +226,9 @@ func (s *Scanner) examine(f file, buf []byte) (state.Candidate, bool) {
 		return state.Candidate{}, false
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, fh, buf)
+	// Hide (*os.File).WriteTo, which would ignore buf and allocate a
+	// new one for every file.
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{fh}, buf)
 	if err != nil {
 		s.unreadable(f, err)
 		return state.Candidate{}, false

@@ -23,8 +23,17 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cf.register(fs)
 	only := fs.String("only", "", "comma-separated names of the sources to backfill (default: all)")
 	quiet := fs.Bool("no-progress", false, "no progress bar or progress lines")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for benchmarks)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "cvfeed:", err)
+			return exitUsage
+		}
+		defer stop()
 	}
 	log, err := newLogger(stderr, cf.logLevel)
 	if err != nil {
@@ -104,7 +113,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	go func() { scanDone <- scanner.Scan(scanCtx, folders) }()
 
 	prog := newProgress(stderr, isTerminal(stderr), !*quiet, start)
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var scanErr, poolErr error
 	scanning, uploading := true, true
@@ -118,8 +127,9 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			stopScan()
 		case <-tick.C:
 		}
-		if !scanning && uploading && poolCtx.Err() == nil {
-			// Everything is claimed: done once nothing is pending.
+		if !scanning && uploading && poolCtx.Err() == nil && pool.InFlight() == 0 {
+			// Everything is claimed and nothing is in a worker's hands:
+			// done once nothing is pending either.
 			n, err := store.Pending(accept)
 			if err != nil {
 				log.Error("cannot read the queue", "err", err)

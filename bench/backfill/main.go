@@ -1,0 +1,462 @@
+// Command backfill measures cvfeed's backfill against a sandbox running in
+// another process, and compares it, in the same run, with
+//
+//   - the sandbox's capacity: a plain Go client posting pre-built multipart
+//     bodies at the same concurrency (no files, no hashing, no state);
+//   - `find DIR -type f | xargs -P4 curl -F ...`, the shell way;
+//
+// and reports cvfeed's peak RSS while uploading one large file (and,
+// optionally, while backfilling many files). See bench/README.md.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	bin := flag.String("bin", "", "cvfeed binary (required)")
+	dir := flag.String("dir", "", "work directory (default: a new temp dir, removed at the end)")
+	files := flag.Int("files", 20000, "small files for the throughput comparison")
+	workers := flag.Int("workers", 4, "concurrency of cvfeed (api.workers) and of the plain Go client")
+	curlFiles := flag.Int("curl-files", 2000, "files posted by xargs -P4 curl (a subset, to keep the run short)")
+	big := flag.Int64("big", 1<<30, "size of the large file for the RSS measure (0: skip)")
+	many := flag.Int("many", 0, "also measure peak RSS while backfilling this many files (0: skip)")
+	latency := flag.Duration("latency", 0, "sandbox -latency: 0 makes the comparison CPU-bound, a few ms makes it latency-bound like a remote API")
+	flag.Parse()
+	if *bin == "" {
+		fmt.Fprintln(os.Stderr, "usage: backfill -bin PATH/TO/cvfeed [flags]")
+		os.Exit(2)
+	}
+	if err := run(*bin, *dir, *files, *workers, *curlFiles, *big, *many, *latency); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin, dir string, n, workers, curlN int, big int64, many int, latency time.Duration) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "cvfeed-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	cvDir := filepath.Join(dir, "cvs")
+	fmt.Printf("writing %d small files…\n", n)
+	paths, err := writeFiles(cvDir, n)
+	if err != nil {
+		return err
+	}
+	sb, err := startSandbox(bin, latency)
+	if err != nil {
+		return err
+	}
+	defer sb.stop()
+	fmt.Printf("sandbox at %s (its own process), latency %v\n\n", sb.url, latency)
+
+	// Capacity before and after cvfeed; the mean is the reference.
+	sb0 := sb.cpu()
+	capA, cliA, err := capacity(sb.url, paths, workers, sourceID(1))
+	if err != nil {
+		return err
+	}
+	sb1 := sb.cpu()
+	cv, err := cvfeedBackfill(bin, dir, "small", sb.url, cvDir, workers, sourceID(2), 0)
+	if err != nil {
+		return err
+	}
+	sb2 := sb.cpu()
+	capB, cliB, err := capacity(sb.url, paths, workers, sourceID(3))
+	if err != nil {
+		return err
+	}
+	sb3 := sb.cpu()
+	perFile := func(d time.Duration) string { return fmt.Sprintf("%4.0f µs", float64(d.Microseconds())/float64(n)) }
+	curlN = min(curlN, n)
+	curl, err := curlXargs(sb.url, paths[:curlN], sourceID(4))
+	if err != nil {
+		return err
+	}
+	if got, err := sb.count(sourceID(2)); err != nil || got != n {
+		return fmt.Errorf("sandbox holds %d profiles of the cvfeed run, want %d (%v)", got, n, err)
+	}
+	capMean := (capA + capB) / 2
+	fmt.Printf("%-44s %10s\n", "", "files/s")
+	fmt.Printf("%-44s %10.0f   (%.0f before, %.0f after)\n", fmt.Sprintf("sandbox capacity, plain Go client, %d conns", workers), capMean, capA, capB)
+	fmt.Printf("%-44s %10.0f   (%d files in %s, peak RSS %s)\n", fmt.Sprintf("cvfeed backfill, workers = %d", workers), cv.rate, n, cv.elapsed.Round(time.Millisecond), mib(cv.maxRSS))
+	fmt.Printf("%-44s %10.0f   (%d files)\n", "find | xargs -P4 curl -F", curl, curlN)
+	fmt.Printf("\nCPU per file (this machine has %d cores shared by both sides):\n", runtime.NumCPU())
+	fmt.Printf("  plain client %s, sandbox %s   (capacity runs, mean)\n", perFile((cliA+cliB)/2), perFile((sb1-sb0+sb3-sb2)/2))
+	fmt.Printf("  cvfeed       %s, sandbox %s\n", perFile(cv.cpu), perFile(sb2-sb1))
+	fmt.Printf("\ncvfeed / capacity = %.0f%%   (target ≥ 90%%)\n", 100*cv.rate/capMean)
+	fmt.Printf("cvfeed / curl     = %.1fx  (target ≥ 5x)\n", cv.rate/curl)
+
+	if big > 0 {
+		fmt.Printf("\nwriting a %s file…\n", mib(big))
+		bigDir := filepath.Join(dir, "big")
+		if err := writeBig(filepath.Join(bigDir, "scan.pdf"), big); err != nil {
+			return err
+		}
+		r, err := cvfeedBackfill(bin, dir, "big", sb.url, bigDir, workers, sourceID(5), big*2)
+		if err != nil {
+			return err
+		}
+		if got, err := sb.count(sourceID(5)); err != nil || got != 1 {
+			return fmt.Errorf("sandbox holds %d profiles of the large file, want 1 (%v)", got, err)
+		}
+		fmt.Printf("cvfeed backfill of one %s file: %s, peak RSS %s (target < 64 MiB)\n", mib(big), r.elapsed.Round(time.Millisecond), mib(r.maxRSS))
+		os.RemoveAll(bigDir)
+	}
+	if many > 0 {
+		fmt.Printf("\nwriting %d files…\n", many)
+		manyDir := filepath.Join(dir, "many")
+		if _, err := writeFiles(manyDir, many); err != nil {
+			return err
+		}
+		r, err := cvfeedBackfill(bin, dir, "many", sb.url, manyDir, workers, sourceID(6), 0)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("cvfeed backfill of %d files: %s (%.0f files/s), peak RSS %s (target < 64 MiB)\n", many, r.elapsed.Round(time.Millisecond), r.rate, mib(r.maxRSS))
+		if sz, err := fileSize(filepath.Join(dir, "state-many", "cvfeed.db")); err == nil {
+			fmt.Printf("state: %s, %d bytes per file (target < 1 KiB)\n", mib(sz), sz/int64(many))
+		}
+		r, err = cvfeedBackfill(bin, dir, "many", sb.url, manyDir, workers, sourceID(6), 0)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("second backfill of the same %d files (nothing to upload): %s, peak RSS %s\n", many, r.elapsed.Round(time.Millisecond), mib(r.maxRSS))
+	}
+	return nil
+}
+
+func sourceID(i int) string { return fmt.Sprintf("%040x", 0xbe50e7e5+i) }
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// writeFiles writes n small files of 2 to 16 KiB of pseudo-random bytes,
+// 500 per directory, and returns their paths.
+func writeFiles(dir string, n int) ([]string, error) {
+	rng := rand.New(rand.NewPCG(uint64(n), 42))
+	buf := make([]byte, 16<<10)
+	paths := make([]string, n)
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i/500), fmt.Sprintf("Candidate %06d CV.pdf", i))
+		if i%500 == 0 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return nil, err
+			}
+		}
+		size := 2<<10 + rng.IntN(14<<10)
+		for j := range size / 8 {
+			v := rng.Uint64()
+			for k := range 8 {
+				buf[j*8+k] = byte(v >> (8 * k))
+			}
+		}
+		copy(buf, fmt.Sprintf("%%PDF-1.4 %d\n", i))
+		if err := os.WriteFile(p, buf[:size], 0o644); err != nil {
+			return nil, err
+		}
+		paths[i] = p
+	}
+	return paths, nil
+}
+
+func writeBig(p string, size int64) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 1<<20)
+	for written := int64(0); written < size; {
+		for j := 0; j+8 <= len(buf); j += 8 {
+			v := rng.Uint64()
+			for k := range 8 {
+				buf[j+k] = byte(v >> (8 * k))
+			}
+		}
+		chunk := min(int64(len(buf)), size-written)
+		if _, err := f.Write(buf[:chunk]); err != nil {
+			return err
+		}
+		written += chunk
+	}
+	return f.Close()
+}
+
+func fileSize(p string) (int64, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+type sandbox struct {
+	url string
+	cmd *exec.Cmd
+}
+
+func startSandbox(bin string, latency time.Duration) (*sandbox, error) {
+	cmd := exec.Command(bin, "sandbox", "-listen", "127.0.0.1:0", "-log-level", "error", "-latency", latency.String())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	go io.Copy(io.Discard, out)
+	return &sandbox{url: strings.TrimSpace(line), cmd: cmd}, nil
+}
+
+// cpu returns the sandbox's CPU time so far (user + system), from /proc.
+func (s *sandbox) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name in parentheses; utime and stime are
+	// the 14th and 15th fields of the line.
+	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+	f := strings.Fields(rest)
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (s *sandbox) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+}
+
+func (s *sandbox) count(source string) (int, error) {
+	resp, err := http.Get(s.url + "/_sandbox/profiles")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var ps []struct {
+		SourceID string `json:"source_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ps); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		if p.SourceID == source {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// capacity posts a pre-built body per file with `workers` goroutines and
+// returns the requests per second: the sandbox's capacity at that
+// concurrency, with the client doing as little as possible.
+func capacity(url string, paths []string, workers int, source string) (float64, time.Duration, error) {
+	type body struct {
+		b           []byte
+		contentType string
+	}
+	bodies := make([]body, len(paths))
+	for i, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return 0, 0, err
+		}
+		sum := sha256.Sum256(data)
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		w.WriteField("source_id", source)
+		w.WriteField("profile_reference", hex.EncodeToString(sum[:]))
+		w.WriteField("timestamp_reception", "1700000000")
+		fw, _ := w.CreateFormFile("file", filepath.Base(p))
+		fw.Write(data)
+		w.Close()
+		bodies[i] = body{buf.Bytes(), w.FormDataContentType()}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = workers * 2
+	client := &http.Client{Transport: tr}
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	cpu0 := selfCPU()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) {
+					return
+				}
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/profile", bytes.NewReader(bodies[i].b))
+				req.Header.Set("Content-Type", bodies[i].contentType)
+				req.Header.Set("X-API-Key", "bench")
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	cpu := selfCPU() - cpu0
+	tr.CloseIdleConnections()
+	if failed.Load() > 0 {
+		return 0, 0, fmt.Errorf("plain client: %d of %d requests failed", failed.Load(), len(bodies))
+	}
+	return float64(len(bodies)) / el.Seconds(), cpu, nil
+}
+
+type cvResult struct {
+	elapsed time.Duration
+	rate    float64
+	maxRSS  int64
+	cpu     time.Duration
+}
+
+// cvfeedBackfill runs `cvfeed backfill` on a folder with a fresh state and
+// returns its wall time, files/s and peak RSS (getrusage of the child).
+func cvfeedBackfill(bin, dir, name, url, cvDir string, workers int, source string, maxSize int64) (cvResult, error) {
+	stateDir := filepath.Join(dir, "state-"+name)
+	cfg := fmt.Sprintf(`state_dir = %q
+[api]
+url = %q
+api_key = "bench"
+workers = %d
+[[folder]]
+name = %q
+path = %q
+source_id = %q
+max_size = %d
+[[folder.training_metadata]]
+filter_reference = "bench"
+stage = "NEW"
+`, stateDir, url, workers, name, cvDir, source, maxSize)
+	cfgPath := filepath.Join(dir, "config-"+name+".toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return cvResult{}, err
+	}
+	cmd := exec.Command(bin, "backfill", "-config", cfgPath, "-no-progress", "-log-level", "warn")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return cvResult{}, err
+	}
+	// Peak RSS from /proc (VmHWM, the high-water mark since exec): the
+	// child's getrusage would count the pages of this process, which
+	// holds the plain client's bodies, from before the exec.
+	var peak atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	el := time.Since(start)
+	if err != nil {
+		return cvResult{}, fmt.Errorf("cvfeed backfill %s: %v\n%s%s", name, err, stdout.String(), stderr.String())
+	}
+	var rss int64
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	_ = rss
+	var uploaded int
+	fmt.Sscanf(stdout.String(), "uploaded %d", &uploaded)
+	return cvResult{elapsed: el, rate: float64(uploaded) / el.Seconds(), maxRSS: peak.Load(), cpu: cpu}, nil
+}
+
+// vmHWM reads the peak resident set size of a process, in bytes.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// curlXargs posts the files the shell way, four curl processes at a time.
+func curlXargs(url string, paths []string, source string) (float64, error) {
+	script := fmt.Sprintf(`xargs -d '\n' -P4 -I{} curl -s -o /dev/null -w '%%{http_code}\n' -H 'X-API-Key: bench' -F source_id=%s -F 'file=@{}' %s/profile`, source, url)
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Stdin = strings.NewReader(strings.Join(paths, "\n") + "\n")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("xargs curl: %w", err)
+	}
+	el := time.Since(start)
+	if ok := strings.Count(out.String(), "201"); ok != len(paths) {
+		return 0, fmt.Errorf("xargs curl: %d of %d uploads got 201", ok, len(paths))
+	}
+	return float64(len(paths)) / el.Seconds(), nil
+}
