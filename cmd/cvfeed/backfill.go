@@ -155,7 +155,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	sc := scanner.Stats().Snapshot()
 	done := uploaded.Load() + failed.Load() + sc.Duplicates
 	fmt.Fprintf(stdout, "uploaded %d, duplicates %d, failed %d, skipped %d, unreadable %d, unchanged %d, pending %d; elapsed %s, %.1f files/s\n",
-		uploaded.Load(), sc.Duplicates, failed.Load(), sc.Skipped+sc.Changing, sc.Errors, sc.Unchanged, left,
+		uploaded.Load(), sc.Duplicates, failed.Load(), sc.Skipped, sc.Errors, sc.Unchanged, left+int(sc.Changing),
 		elapsed.Round(time.Millisecond), float64(done)/max(elapsed.Seconds(), 0.001))
 
 	var authErr *uploader.AuthError
@@ -177,6 +177,9 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFailed
 	case sc.Errors > 0:
 		fmt.Fprintf(stderr, "cvfeed: %d files or folders could not be read (see the log above)\n", sc.Errors)
+		return exitFailed
+	case sc.Changing > 0:
+		fmt.Fprintf(stderr, "cvfeed: %d files were being written while read and were left for the next run\n", sc.Changing)
 		return exitFailed
 	}
 	return exitOK
