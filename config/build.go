@@ -25,6 +25,9 @@ func (r *reader) config(raw *rawConfig) Config {
 	} else {
 		cfg.StateDir = r.resolve(cfg.StateDir)
 	}
+	if d, ok := r.duration("shutdown_timeout", raw.ShutdownTimeout, false); ok {
+		cfg.ShutdownTimeout = d
+	}
 	cfg.API = r.api(&raw.API, cfg.API)
 	if len(raw.Folder) == 0 {
 		r.probs.missing("folder", "at least one [[folder]] is required")
@@ -134,6 +137,12 @@ func (r *reader) folder(key string, raw *rawFolder, flavor string) Folder {
 	if d, ok := r.duration(key+".settle", raw.Settle, false); ok {
 		f.Settle = d
 	}
+	if s, ok := r.enum(key+".watch", raw.Watch, WatchAuto, WatchEvents, WatchPoll); ok {
+		f.Watch = s
+	}
+	if d, ok := r.duration(key+".rescan_interval", raw.RescanInterval, true); ok {
+		f.RescanInterval = d
+	}
 	after := ""
 	if s, ok := r.enum(key+".after_upload", raw.AfterUpload, afterKeep, afterMove, afterDelete); ok {
 		f.AfterUpload, after = s, s
@@ -216,6 +225,9 @@ func (r *reader) size(key string, v rawValue) (int64, bool) {
 func (r *reader) training(key string, raw *rawTraining) TrainingMetadata {
 	var tm TrainingMetadata
 	tm.FilterReference, _ = r.required(key+".filter_reference", raw.FilterReference)
+	if err := checkTemplate(tm.FilterReference); err != nil {
+		r.probs.addf(key+".filter_reference", "%v", err)
+	}
 	if s, ok := r.enum(key+".stage", raw.Stage, "NEW", "YES", "LATER", "NO"); ok {
 		tm.Stage = &s
 	}
@@ -265,4 +277,27 @@ func (r *reader) listen(key, s string) {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		r.probs.addf(key, "%q: port %q is not a number from 0 to 65535", s, port)
 	}
+}
+
+// Template keys a folder's filter_reference may hold; see
+// Folder.FilterReference.
+const (
+	// TemplateSubdir is the first sub-folder of the file under the
+	// folder's path ("" for a file at the top).
+	TemplateSubdir = "{subdir}"
+)
+
+// checkTemplate accepts a filter_reference with no template key, or with
+// the known ones.
+func checkTemplate(s string) error {
+	rest := strings.ReplaceAll(s, TemplateSubdir, "")
+	if i := strings.IndexByte(rest, '{'); i >= 0 {
+		end := strings.IndexByte(rest[i:], '}')
+		key := rest[i:]
+		if end >= 0 {
+			key = rest[i : i+end+1]
+		}
+		return fmt.Errorf("unknown template key %q: the one supported is %s", key, TemplateSubdir)
+	}
+	return nil
 }

@@ -23,9 +23,12 @@ type Config struct {
 	File string
 	// StateDir holds the bbolt database (cvfeed.db) and the spool.
 	StateDir string
-	API      API
-	Folders  []Folder
-	HTTP     HTTP
+	// ShutdownTimeout is how long cvfeed run lets in-flight uploads finish
+	// after SIGTERM or SIGINT.
+	ShutdownTimeout time.Duration
+	API             API
+	Folders         []Folder
+	HTTP            HTTP
 }
 
 // API configures the Riminder client and the upload pool.
@@ -71,6 +74,13 @@ type Folder struct {
 	// Settle is how long size and mtime must stay unchanged before a file
 	// counts as complete.
 	Settle time.Duration
+	// Watch is how cvfeed run notices new files: WatchAuto (inotify, or
+	// polling on network file systems and when PollInterval > 0),
+	// WatchEvents (inotify, even on a network file system) or WatchPoll.
+	Watch string
+	// RescanInterval is the period of the reconcile walk that catches
+	// anything the watcher missed.
+	RescanInterval time.Duration
 	// AfterUpload is keep, move or delete.
 	AfterUpload string
 	// DoneDir and FailedDir are the targets of move; empty unless set.
@@ -83,9 +93,25 @@ type Folder struct {
 	Exclude []string
 	// MaxSize is the largest file uploaded, in bytes; 0 means no limit.
 	MaxSize int64
-	// TrainingMetadata is sent with every upload of this folder.
+	// TrainingMetadata is sent with every upload of this folder. A
+	// filter_reference may hold the template key {subdir} (see
+	// TemplateSubdir).
 	TrainingMetadata []TrainingMetadata
 }
+
+// Values of Folder.Watch.
+const (
+	WatchAuto   = "auto"
+	WatchEvents = "events"
+	WatchPoll   = "poll"
+)
+
+// Values of Folder.AfterUpload.
+const (
+	AfterKeep   = "keep"
+	AfterMove   = "move"
+	AfterDelete = "delete"
+)
 
 // TrainingMetadata is one element of the training_metadata array of
 // riminder-api.md §2.2. Unset keys are sent as null.

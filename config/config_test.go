@@ -20,14 +20,15 @@ func ptr[T any](v T) *T { return &v }
 func TestDefault(t *testing.T) {
 	d := Default()
 	want := Config{
-		StateDir: "var",
-		API:      API{Flavor: "riminder", Workers: 4, MaxAttempts: 10, Timeout: 2 * time.Minute, RetryInitial: time.Second, RetryMax: 5 * time.Minute},
+		StateDir:        "var",
+		ShutdownTimeout: 30 * time.Second,
+		API:             API{Flavor: "riminder", Workers: 4, MaxAttempts: 10, Timeout: 2 * time.Minute, RetryInitial: time.Second, RetryMax: 5 * time.Minute},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("Default() = %+v, want %+v", d, want)
 	}
 	f := defaultFolder()
-	wantF := Folder{Recursive: true, Settle: 2 * time.Second, AfterUpload: "keep", Include: DefaultInclude(), MaxSize: 100 << 20}
+	wantF := Folder{Recursive: true, Settle: 2 * time.Second, Watch: "auto", RescanInterval: 5 * time.Minute, AfterUpload: "keep", Include: DefaultInclude(), MaxSize: 100 << 20}
 	if !reflect.DeepEqual(f, wantF) {
 		t.Errorf("defaultFolder() = %+v, want %+v", f, wantF)
 	}
@@ -58,8 +59,9 @@ func TestParseValidFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		File:     filepath.Join(td, "valid-full.toml"),
-		StateDir: filepath.Join(td, "state"),
+		File:            filepath.Join(td, "valid-full.toml"),
+		StateDir:        filepath.Join(td, "state"),
+		ShutdownTimeout: 10 * time.Second,
 		API: API{
 			URL:          "https://www.riminder.net/sf/public/api/v1.0",
 			Flavor:       "riminder",
@@ -72,18 +74,20 @@ func TestParseValidFull(t *testing.T) {
 			RetryMax:     time.Minute,
 		},
 		Folders: []Folder{{
-			Name:         "inbox",
-			Path:         filepath.Join(td, "cvs"),
-			SourceID:     "0123456789abcdef0123456789ABCDEF01234567",
-			Recursive:    false,
-			PollInterval: 10 * time.Second,
-			Settle:       500 * time.Millisecond,
-			AfterUpload:  "move",
-			DoneDir:      filepath.Join(td, "done"),
-			FailedDir:    "/srv/cvfeed/failed",
-			Include:      []string{"*.pdf", "*.docx", "scans/*.png", "price-${X}.pdf"},
-			Exclude:      []string{"~$*", "tmp/*"},
-			MaxSize:      50 << 20,
+			Name:           "inbox",
+			Path:           filepath.Join(td, "cvs"),
+			SourceID:       "0123456789abcdef0123456789ABCDEF01234567",
+			Recursive:      false,
+			PollInterval:   10 * time.Second,
+			Settle:         500 * time.Millisecond,
+			Watch:          "poll",
+			RescanInterval: time.Hour,
+			AfterUpload:    "move",
+			DoneDir:        filepath.Join(td, "done"),
+			FailedDir:      "/srv/cvfeed/failed",
+			Include:        []string{"*.pdf", "*.docx", "scans/*.png", "price-${X}.pdf"},
+			Exclude:        []string{"~$*", "tmp/*"},
+			MaxSize:        50 << 20,
 			TrainingMetadata: []TrainingMetadata{{
 				FilterReference: "backend",
 				Stage:           ptr("NEW"),
@@ -94,26 +98,30 @@ func TestParseValidFull(t *testing.T) {
 				FilterReference: "data-scientist",
 			}},
 		}, {
-			Name:        "archive.2024",
-			Path:        "/srv/archive",
-			SourceID:    sourceB,
-			Recursive:   true,
-			Settle:      2 * time.Second,
-			AfterUpload: "delete",
-			Include:     DefaultInclude(),
-			MaxSize:     1 << 20,
+			Name:           "archive.2024",
+			Path:           "/srv/archive",
+			SourceID:       sourceB,
+			Recursive:      true,
+			Settle:         2 * time.Second,
+			Watch:          "events",
+			RescanInterval: 5 * time.Minute,
+			AfterUpload:    "delete",
+			Include:        DefaultInclude(),
+			MaxSize:        1 << 20,
 		}, {
-			Name:        "scans_2",
-			Path:        filepath.Join(td, "cvs"),
-			SourceID:    "fedcba9876543210fedcba9876543210fedcba98",
-			Recursive:   true,
-			Settle:      0,
-			AfterUpload: "keep",
-			Include:     DefaultInclude(),
-			Exclude:     []string{},
-			MaxSize:     0,
+			Name:           "scans_2",
+			Path:           filepath.Join(td, "cvs"),
+			SourceID:       "fedcba9876543210fedcba9876543210fedcba98",
+			Recursive:      true,
+			Settle:         0,
+			Watch:          "auto",
+			RescanInterval: 5 * time.Minute,
+			AfterUpload:    "keep",
+			Include:        DefaultInclude(),
+			Exclude:        []string{},
+			MaxSize:        0,
 			TrainingMetadata: []TrainingMetadata{
-				{FilterReference: "ops", Stage: ptr("LATER"), Rating: ptr(1)},
+				{FilterReference: "ops-{subdir}", Stage: ptr("LATER"), Rating: ptr(1)},
 				{FilterReference: "dev", Stage: ptr("NO")},
 			},
 		}},
@@ -122,6 +130,7 @@ func TestParseValidFull(t *testing.T) {
 	checks := []check{
 		{"File", cfg.File, want.File},
 		{"StateDir", cfg.StateDir, want.StateDir},
+		{"ShutdownTimeout", cfg.ShutdownTimeout, want.ShutdownTimeout},
 		{"API", cfg.API, want.API},
 		// Secret hides itself from %v: compare the value too.
 		{"API.Key", cfg.API.Key.Reveal(), want.API.Key.Reveal()},

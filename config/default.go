@@ -7,9 +7,9 @@ const (
 	flavorRiminder = "riminder"
 	flavorHrFlow   = "hrflow"
 
-	afterKeep   = "keep"
-	afterMove   = "move"
-	afterDelete = "delete"
+	afterKeep   = AfterKeep
+	afterMove   = AfterMove
+	afterDelete = AfterDelete
 )
 
 // Default returns the configuration used for every key the file leaves
@@ -17,7 +17,8 @@ const (
 // one the file declares. API.URL is empty because the file must set it.
 func Default() Config {
 	return Config{
-		StateDir: "var",
+		StateDir:        "var",
+		ShutdownTimeout: 30 * time.Second,
 		API: API{
 			Flavor:       flavorRiminder,
 			Workers:      4,
@@ -33,11 +34,13 @@ func Default() Config {
 // defaultFolder returns the defaults of one [[folder]].
 func defaultFolder() Folder {
 	return Folder{
-		Recursive:    true,
-		PollInterval: 0,
-		Settle:       2 * time.Second,
-		AfterUpload:  afterKeep,
-		Include:      DefaultInclude(),
-		MaxSize:      100 << 20,
+		Recursive:      true,
+		PollInterval:   0,
+		Settle:         2 * time.Second,
+		Watch:          WatchAuto,
+		RescanInterval: 5 * time.Minute,
+		AfterUpload:    afterKeep,
+		Include:        DefaultInclude(),
+		MaxSize:        100 << 20,
 	}
 }

@@ -80,6 +80,7 @@ var invalid = map[string]string{
 	"invalid-url.toml":             `testdata/invalid-url.toml:2: api.url: "ftp://example.com/api" is not "sandbox" or an http(s) URL with a host`,
 	"invalid-workers.toml":         `testdata/invalid-workers.toml:3: api.workers: 0 is out of range 1..256`,
 	"invalid-retry.toml":           `testdata/invalid-retry.toml:4: api.retry_max: 1s is shorter than api.retry_initial 10s`,
+	"invalid-template.toml":        "testdata/invalid-template.toml:8: folder[0].watch: \"inotify\" is not one of auto, events, poll\ntestdata/invalid-template.toml:11: folder[0].training_metadata[0].filter_reference: unknown template key \"{sub_dir}\": the one supported is {subdir}",
 }
 
 // lines joins the lines of a multi-line error.

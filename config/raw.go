@@ -25,10 +25,11 @@ func (r *rawValue) UnmarshalTOML(v any) error {
 
 // rawConfig is the shape of the file; its toml tags are the keys.
 type rawConfig struct {
-	StateDir rawValue    `toml:"state_dir"`
-	API      rawAPI      `toml:"api"`
-	Folder   []rawFolder `toml:"folder"`
-	HTTP     rawHTTP     `toml:"http"`
+	StateDir        rawValue    `toml:"state_dir"`
+	ShutdownTimeout rawValue    `toml:"shutdown_timeout"`
+	API             rawAPI      `toml:"api"`
+	Folder          []rawFolder `toml:"folder"`
+	HTTP            rawHTTP     `toml:"http"`
 }
 
 type rawAPI struct {
@@ -52,6 +53,8 @@ type rawFolder struct {
 	Recursive        rawValue      `toml:"recursive"`
 	PollInterval     rawValue      `toml:"poll_interval"`
 	Settle           rawValue      `toml:"settle"`
+	Watch            rawValue      `toml:"watch"`
+	RescanInterval   rawValue      `toml:"rescan_interval"`
 	AfterUpload      rawValue      `toml:"after_upload"`
 	DoneDir          rawValue      `toml:"done_dir"`
 	FailedDir        rawValue      `toml:"failed_dir"`

@@ -23,6 +23,9 @@ type Candidate struct {
 	// Identity, when set (folder sources), is remembered under
 	// (SourceID, Path) so that an unchanged file is not hashed again.
 	Identity *Identity
+	// Action records an after-action for this file (move, delete, mark
+	// a message), due once its item is uploaded or failed; see Actions.
+	Action bool
 }
 
 // ClaimResult says what Claim did with a candidate.
@@ -100,6 +103,11 @@ func (s *Store) Claim(cands []Candidate) ([]ClaimResult, error) {
 				if sameContent && exists {
 					res[i] = ClaimKnown
 					continue
+				}
+			}
+			if c.Action {
+				if err := tx.Bucket(bucketActions).Put(actionKey(key, c.Path), []byte(c.Source)); err != nil {
+					return err
 				}
 			}
 			if exists {

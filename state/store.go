@@ -19,6 +19,8 @@
 //	  fnv64(sourceID)[8] abs path     → identity (dev, ino, size, mtime, sha256)
 //	dups                              duplicates found, per source name
 //	  source name                     → uint64
+//	actions                           after-actions still to do (schema 2)
+//	  sourceID 0x00 sha256[32] path   → source name
 //
 // An item is in exactly one of: the queue (pending, waiting for its due
 // time), leased (pending, handed to a worker), or neither (uploaded or
@@ -43,21 +45,23 @@ import (
 )
 
 // SchemaVersion is the layout version this package reads and writes.
-const SchemaVersion = 1
+// Version 2 added the actions bucket; Open upgrades a version 1 database.
+const SchemaVersion = 2
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
 
 var (
-	bucketMeta   = []byte("meta")
-	bucketClaims = []byte("claims")
-	bucketQueue  = []byte("queue")
-	bucketLeased = []byte("leased")
-	bucketFiles  = []byte("files")
-	bucketDups   = []byte("dups")
-	keySchema    = []byte("schema")
+	bucketMeta    = []byte("meta")
+	bucketClaims  = []byte("claims")
+	bucketQueue   = []byte("queue")
+	bucketLeased  = []byte("leased")
+	bucketFiles   = []byte("files")
+	bucketDups    = []byte("dups")
+	bucketActions = []byte("actions")
+	keySchema     = []byte("schema")
 
-	allBuckets = [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups}
+	allBuckets = [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups, bucketActions}
 )
 
 // ErrLocked is returned by Open when another process holds the database.
@@ -133,8 +137,18 @@ func (s *Store) init(readOnly bool) error {
 		if len(v) != 4 {
 			return errors.New("not a cvfeed state database (no schema version)")
 		}
-		if got := be32(v); got != SchemaVersion {
-			return fmt.Errorf("schema version %d, this cvfeed reads version %d", got, SchemaVersion)
+		got := be32(v)
+		if got < SchemaVersion && !readOnly {
+			if err := migrate(tx, got); err != nil {
+				return fmt.Errorf("upgrade schema %d to %d: %w", got, SchemaVersion, err)
+			}
+			got = SchemaVersion
+		}
+		switch {
+		case got > SchemaVersion:
+			return fmt.Errorf("schema version %d, this cvfeed reads version %d: it is older than the cvfeed that wrote it", got, SchemaVersion)
+		case got < SchemaVersion:
+			return fmt.Errorf("schema version %d, this cvfeed reads version %d: run cvfeed backfill or run once to upgrade it", got, SchemaVersion)
 		}
 		for _, b := range allBuckets {
 			if tx.Bucket(b) == nil {
@@ -165,6 +179,20 @@ func (s *Store) init(readOnly bool) error {
 		}
 		return check(tx)
 	})
+}
+
+// migrate upgrades the layout from version from to SchemaVersion, in the
+// transaction that opens the database.
+func migrate(tx *bolt.Tx, from uint32) error {
+	if from < 1 {
+		return fmt.Errorf("unknown schema version %d", from)
+	}
+	if from < 2 {
+		if _, err := tx.CreateBucketIfNotExists(bucketActions); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keySchema, put32(SchemaVersion))
 }
 
 // Path returns the database file path.

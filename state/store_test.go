@@ -101,7 +101,7 @@ func TestOpenRejectsBadFiles(t *testing.T) {
 		{foreign, "not a cvfeed state database"},
 		{junk, "is it a cvfeed state file?"},
 		{trunc, "is it a cvfeed state file?"},
-		{newer, "schema version 2"},
+		{newer, "schema version 3, this cvfeed reads version 2: it is older"},
 	} {
 		s, err := Open(tc.path, &Options{LockTimeout: 100 * time.Millisecond})
 		if err == nil {

@@ -82,9 +82,10 @@ func (e *AuthError) Unwrap() error { return e.Err }
 
 // Pool uploads pending items with a fixed number of workers.
 type Pool struct {
-	cfg     PoolConfig
-	store   Store
-	api     API
+	cfg   PoolConfig
+	store Store
+	// dyn is what a reload may change while the pool runs.
+	dyn     atomic.Pointer[dynamic]
 	log     *slog.Logger
 	limiter *rate.Limiter
 	read    atomic.Bool
@@ -121,9 +122,32 @@ func NewPool(cfg PoolConfig, store Store, api API) *Pool {
 	if cfg.RateLimit > 0 {
 		lim = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
 	}
-	p := &Pool{cfg: cfg, store: store, api: api, log: cfg.Logger, limiter: lim, resume: make(chan struct{}, 1), probeDone: make(chan struct{}, 1)}
+	p := &Pool{cfg: cfg, store: store, log: cfg.Logger, limiter: lim, resume: make(chan struct{}, 1), probeDone: make(chan struct{}, 1)}
+	p.dyn.Store(&dynamic{api: api, accept: cfg.Accept, metadata: cfg.Metadata})
 	p.read.Store(cfg.ReadAccess)
 	return p
+}
+
+// dynamic holds the settings Reconfigure swaps.
+type dynamic struct {
+	api      API
+	accept   func(sourceID string) bool
+	metadata func(it state.Item) ([]byte, error)
+}
+
+// Reconfigure applies a reloaded config while the pool runs: the API
+// client (a new key or URL), the sources admitted, the training metadata,
+// the rate limit and whether the key may read. A pause for a refused key
+// ends at once, so the new key is tried now rather than in a minute.
+func (p *Pool) Reconfigure(api API, accept func(sourceID string) bool, metadata func(state.Item) ([]byte, error), rateLimit float64, readAccess bool) {
+	p.dyn.Store(&dynamic{api: api, accept: accept, metadata: metadata})
+	if rateLimit > 0 {
+		p.limiter.SetLimit(rate.Limit(rateLimit))
+	} else {
+		p.limiter.SetLimit(rate.Inf)
+	}
+	p.read.Store(readAccess)
+	p.Resume()
 }
 
 // InFlight is the number of items handed to workers and not yet recorded.
@@ -247,7 +271,7 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 			return nil
 		}
 		if len(buf) == 0 {
-			got, next, err := p.store.Lease(p.leaseBatch(), p.cfg.Accept)
+			got, next, err := p.store.Lease(p.leaseBatch(), p.dyn.Load().accept)
 			if err != nil {
 				return err
 			}
@@ -367,6 +391,10 @@ func (p *Pool) authFailed(err error) {
 	}
 	if first {
 		p.log.Error("uploads paused: "+(&AuthError{Err: err}).Error(), "retry_in", p.cfg.AuthRetry)
+		select { // a Resume from before the pause does not end it
+		case <-p.resume:
+		default:
+		}
 	}
 	p.paused = true
 }

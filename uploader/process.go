@@ -54,7 +54,7 @@ func (p *Pool) process(ctx context.Context, it state.Item) (res state.Result, au
 	if err := p.limiter.Wait(ctx); err != nil {
 		return release(it.MaybeSent)
 	}
-	out, err := p.api.PostProfile(ctx, up)
+	out, err := p.dyn.Load().api.PostProfile(ctx, up)
 	switch {
 	case err == nil:
 		log.Debug("uploaded", "file_id", out.FileID, "attempt", it.Attempts+1)
@@ -110,7 +110,7 @@ func (p *Pool) lookup(ctx context.Context, it state.Item) (found bool, err error
 		if err = p.limiter.Wait(ctx); err != nil {
 			return false, err
 		}
-		_, err = p.api.GetProfile(ctx, it.SourceID, ref)
+		_, err = p.dyn.Load().api.GetProfile(ctx, it.SourceID, ref)
 		switch s := StatusOf(err); {
 		case err == nil:
 			return true, nil
@@ -175,10 +175,11 @@ func (p *Pool) fail(log logger, it state.Item, res state.Result, attempted bool,
 }
 
 func (p *Pool) metadata(it state.Item) ([]byte, error) {
-	if p.cfg.Metadata == nil {
+	md := p.dyn.Load().metadata
+	if md == nil {
 		return nil, nil
 	}
-	return p.cfg.Metadata(it)
+	return md(it)
 }
 
 // logger is the part of *slog.Logger process uses.

@@ -1,0 +1,247 @@
+// Package fileaction carries out the after-actions of folder sources once
+// the API has confirmed a CV: keep the file, move it to done_dir (keeping
+// its path relative to the folder, never overwriting), or delete it; a
+// permanent failure moves the file to failed_dir with a .error.txt beside
+// it. Nothing happens to a file before its item is uploaded or failed in
+// state, and nothing happens to a file whose content changed since it was
+// claimed.
+package fileaction
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/state"
+)
+
+// Store is what the runner needs of the state database.
+type Store interface {
+	ActionsFor(k state.Key) ([]state.Action, error)
+	DueActions() ([]state.Action, error)
+	ActionDone(a state.Action, newPath string) error
+	LookupFile(sourceID, path string) (state.FileRecord, bool, error)
+}
+
+// Runner does the after-actions of folder sources.
+type Runner struct {
+	store Store
+	log   *slog.Logger
+	// sweep is the period of the pass over every due action, which
+	// catches what a notification missed and retries what failed.
+	sweep time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	folders map[string]config.Folder
+	keys    chan state.Key
+}
+
+// New returns a runner. It does no I/O.
+func New(store Store, log *slog.Logger) *Runner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{store: store, log: log, sweep: 5 * time.Minute, now: time.Now, keys: make(chan state.Key, 4096), folders: map[string]config.Folder{}}
+}
+
+// SetFolders sets the folder configs the actions follow (at start and on
+// reload).
+func (r *Runner) SetFolders(folders []config.Folder) {
+	m := make(map[string]config.Folder, len(folders))
+	for _, f := range folders {
+		m[f.Name] = f
+	}
+	r.mu.Lock()
+	r.folders = m
+	r.mu.Unlock()
+}
+
+func (r *Runner) folder(name string) (config.Folder, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.folders[name]
+	return f, ok
+}
+
+// Notify says an item was uploaded or failed. It never blocks: when the
+// queue is full the next sweep does the work.
+func (r *Runner) Notify(k state.Key) {
+	select {
+	case r.keys <- k:
+	default:
+	}
+}
+
+// Run does the due actions at start, then those notified, and sweeps
+// every few minutes, until ctx is cancelled.
+func (r *Runner) Run(ctx context.Context) error {
+	r.Sweep()
+	t := time.NewTicker(r.sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Outcomes recorded before the stop still get their action.
+			for {
+				select {
+				case k := <-r.keys:
+					r.item(k)
+				default:
+					return nil
+				}
+			}
+		case k := <-r.keys:
+			r.item(k)
+		case <-t.C:
+			r.Sweep()
+		}
+	}
+}
+
+// Sweep does every due action.
+func (r *Runner) Sweep() {
+	due, err := r.store.DueActions()
+	if err != nil {
+		r.log.Error("cannot read the after-actions", "err", err)
+		return
+	}
+	for _, a := range due {
+		r.do(a)
+	}
+}
+
+func (r *Runner) item(k state.Key) {
+	acts, err := r.store.ActionsFor(k)
+	if err != nil {
+		r.log.Error("cannot read the after-actions", "item", k.String(), "err", err)
+		return
+	}
+	for _, a := range acts {
+		if a.Due() {
+			r.do(a)
+		}
+	}
+}
+
+// do carries out one action and records it; a failure is logged and the
+// action stays for the next sweep.
+func (r *Runner) do(a state.Action) {
+	f, ok := r.folder(a.Source)
+	if !ok {
+		return // not a folder of this config (a mailbox, or removed)
+	}
+	log := r.log.With("source", a.Source, "file", a.Path)
+	newPath, err := r.act(f, a)
+	switch {
+	case errors.Is(err, errChanged):
+		log.Info("file changed or gone since it was taken: left as it is", "reason", err)
+	case err != nil:
+		log.Error("after-action failed; will try again", "action", f.AfterUpload, "err", err)
+		return
+	}
+	if err := r.store.ActionDone(a, newPath); err != nil {
+		log.Error("cannot record the after-action", "err", err)
+	}
+}
+
+var errChanged = errors.New("not the file that was uploaded")
+
+// act moves or deletes the file and returns where it went ("" if
+// nowhere).
+func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
+	if f.AfterUpload == config.AfterKeep && (a.Item.Status == state.Uploaded || f.FailedDir == "") {
+		return "", nil
+	}
+	if err := r.unchanged(f, a); err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(f.Path, a.Path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		// Not under the folder (a symlinked file, or a moved folder):
+		// keep its name only.
+		rel = filepath.Base(a.Path)
+	}
+	if a.Item.Status == state.Failed {
+		if f.FailedDir == "" {
+			return "", nil // no failed_dir: the file stays where HR put it
+		}
+		dest, err := moveNoClobber(a.Path, filepath.Join(f.FailedDir, rel))
+		if err != nil {
+			return "", err
+		}
+		if err := writeErrorFile(dest, a, r.now()); err != nil {
+			r.log.Warn("cannot write the error note", "file", dest, "err", err)
+		}
+		r.log.Warn("upload failed: file moved to failed_dir", "source", a.Source, "file", a.Path, "to", dest, "err", a.Item.LastError)
+		return dest, nil
+	}
+	switch f.AfterUpload {
+	case config.AfterMove:
+		dest, err := moveNoClobber(a.Path, filepath.Join(f.DoneDir, rel))
+		if err != nil {
+			return "", err
+		}
+		r.log.Debug("moved to done_dir", "source", a.Source, "file", a.Path, "to", dest)
+		return dest, nil
+	case config.AfterDelete:
+		if err := os.Remove(a.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		r.log.Debug("deleted after upload", "source", a.Source, "file", a.Path)
+		return "", nil
+	}
+	return "", nil
+}
+
+// unchanged checks that the file at the action's path is still the one
+// claimed: same content hash remembered for the path, same identity now.
+// A file replaced by a new version must not be moved or deleted.
+func (r *Runner) unchanged(f config.Folder, a state.Action) error {
+	rec, ok, err := r.store.LookupFile(f.SourceID, a.Path)
+	if err != nil {
+		return err
+	}
+	if !ok || rec.SHA256 != a.SHA256 {
+		return fmt.Errorf("%w: the path now holds other content", errChanged)
+	}
+	fi, err := os.Lstat(a.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: it is gone", errChanged)
+	}
+	if err != nil {
+		return err
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if st == nil || !fi.Mode().IsRegular() || uint64(st.Ino) != rec.Ino || uint64(st.Dev) != rec.Dev ||
+		fi.Size() != rec.Size || fi.ModTime().UnixNano() != rec.MTime {
+		return fmt.Errorf("%w: it was modified", errChanged)
+	}
+	return nil
+}
+
+// writeErrorFile writes "<file>.error.txt" saying why the upload failed.
+func writeErrorFile(path string, a state.Action, now time.Time) error {
+	text := fmt.Sprintf(`cvfeed could not upload this file to Riminder.
+
+file:      %s
+source:    %s (source_id %s)
+sha256:    %s
+attempts:  %d
+failed at: %s
+error:     %s
+
+Fix the cause, then queue it again with:
+  cvfeed retry %s
+`, filepath.Base(path), a.Source, a.SourceID, a.Hex(), a.Item.Attempts, now.UTC().Format(time.RFC3339), a.Item.LastError, a.Key.String())
+	return os.WriteFile(path+".error.txt", []byte(text), 0o640)
+}
