@@ -1,7 +1,10 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -63,6 +66,51 @@ func (s *Store) LookupFile(sourceID, path string) (FileRecord, bool, error) {
 		return FileRecord{}, false, fmt.Errorf("look up %s: %w", path, err)
 	}
 	return r, found, nil
+}
+
+// LookupFiles looks up the identities of many files of one source in one
+// read transaction (a rescan asks for a whole directory at once); found is
+// called with the index in paths of each file known.
+func (s *Store) LookupFiles(sourceID string, paths []string, found func(i int, r FileRecord)) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	order := make([]int, len(paths))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(paths[a], paths[b]) })
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketFiles).Cursor()
+		key := fileKey(sourceID, "")
+		prefix := len(key)
+		var k, v []byte
+		for n, i := range order {
+			key = append(key[:prefix], paths[i]...)
+			if n == 0 {
+				k, v = c.Seek(key)
+			}
+			// Keys of one directory are close together: step forward
+			// a little before seeking again.
+			for steps := 0; k != nil && bytes.Compare(k, key) < 0; steps++ {
+				if steps == 8 {
+					k, v = c.Seek(key)
+					break
+				}
+				k, v = c.Next()
+			}
+			if k != nil && bytes.Equal(k, key) {
+				if r, err := decodeFile(v); err == nil {
+					found(i, r)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("look up %d files: %w", len(paths), err)
+	}
+	return nil
 }
 
 // Claim records a batch of candidates in one transaction. A candidate whose

@@ -370,3 +370,32 @@ func dumpStats(t *testing.T, s *Store) {
 		return nil
 	})
 }
+
+func TestLookupFiles(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	var cands []Candidate
+	for i := range 50 {
+		cd := cand(fmt.Sprint("c", i), fmt.Sprintf("/d/%02d.pdf", i))
+		cd.Identity = &Identity{Ino: uint64(i), Size: 2, MTime: int64(i)}
+		cands = append(cands, cd)
+	}
+	if _, err := s.Claim(cands); err != nil {
+		t.Fatal(err)
+	}
+	// Unsorted, with unknown paths and another source's path.
+	paths := []string{"/d/49.pdf", "/d/nope.pdf", "/d/00.pdf", "/d/07.pdf", "/e/00.pdf", "/d/48.pdf", "/d/0.pdf"}
+	got := map[int]uint64{}
+	if err := s.LookupFiles(src, paths, func(i int, r FileRecord) { got[i] = r.Ino }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]uint64{0: 49, 2: 0, 3: 7, 5: 48}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("LookupFiles found %v, want %v", got, want)
+	}
+	got = map[int]uint64{}
+	s.LookupFiles("0000000000000000000000000000000000000009", paths, func(i int, r FileRecord) { got[i] = r.Ino })
+	if len(got) != 0 {
+		t.Errorf("another source's lookup found %v", got)
+	}
+}

@@ -1,6 +1,24 @@
-// Package watcher finds CV files in folders: the one-pass scan used by
-// backfill and by the daemon's reconcile walks, the name and size filters,
-// and file identities that let a rescan skip files already hashed.
+// Package watcher finds CV files in folders and hands each complete one over
+// to state: hashed once, then claimed in batched transactions.
+//
+// Two users:
+//
+//   - Scanner is the one-pass walk of cvfeed backfill.
+//   - Watch runs the folder sources of cvfeed run: per folder, inotify events
+//     or polling, a stable-file check so that a file still being written is
+//     never taken, and a reconcile walk at start and every rescan_interval.
+//
+// Both share the walk, the name and size filters and the hand-over: a file
+// whose identity (device, inode, size, mtime) matches the one state
+// remembers is not read again; any other is hashed once, with an fstat
+// before and after to catch a change meanwhile, and claimed.
+//
+// Files: filter.go (names, sizes), walk.go and dirent.go (the walk),
+// handover.go (identity check, hashing, batched claims), scan.go (Scanner),
+// watch.go (Watch), source.go (a folder's loop), walks.go (its rescans,
+// polls and new-directory walks), events.go and inotify.go (inotify),
+// settle.go (the stable-file check), procfd.go (writers seen in /proc),
+// fstype.go (network file systems, the choice of mode).
 package watcher
 
 import (
@@ -25,21 +43,35 @@ const (
 
 // Filter decides by name and size which files of a folder are CVs.
 type Filter struct {
-	include, exclude []string
+	include, exclude []pattern
 	maxSize          int64
+}
+
+// pattern is a lower-cased glob. The common "*.ext" form is matched as a
+// suffix: a walk tests every name against every include pattern.
+type pattern struct {
+	glob   string
+	suffix string // set when glob is "*" followed by no meta character
+	full   bool   // glob has a slash: matched against the relative path
+}
+
+func compile(globs []string) []pattern {
+	out := make([]pattern, len(globs))
+	for i, g := range globs {
+		g = strings.ToLower(g)
+		p := pattern{glob: g, full: strings.Contains(g, "/")}
+		if rest, ok := strings.CutPrefix(g, "*"); ok && !p.full && !strings.ContainsAny(rest, `*?[\`) {
+			p.suffix = rest
+		}
+		out[i] = p
+	}
+	return out
 }
 
 // NewFilter returns the filter of a folder. Patterns are matched
 // case-insensitively; config validated them.
 func NewFilter(f config.Folder) *Filter {
-	lower := func(ps []string) []string {
-		out := make([]string, len(ps))
-		for i, p := range ps {
-			out[i] = strings.ToLower(p)
-		}
-		return out
-	}
-	return &Filter{include: lower(f.Include), exclude: lower(f.Exclude), maxSize: f.MaxSize}
+	return &Filter{include: compile(f.Include), exclude: compile(f.Exclude), maxSize: f.MaxSize}
 }
 
 // IgnoredName reports whether a name (file or directory) is never taken:
@@ -64,13 +96,35 @@ func IgnoredName(name string) Skip {
 // File decides on a regular file, by its path relative to the folder (slash
 // separated) and its size.
 func (f *Filter) File(rel string, size int64) Skip {
-	base := path.Base(rel)
-	if s := IgnoredName(base); s != SkipNone {
+	if s := f.name(rel); s != SkipNone {
 		return s
 	}
-	if !f.matches(f.include, rel) || f.matches(f.exclude, rel) {
+	return f.size(size)
+}
+
+// name decides on a file by its name alone, before it is stat'ed.
+func (f *Filter) name(rel string) Skip {
+	return f.nameIn(path.Dir(rel), path.Base(rel))
+}
+
+// nameIn is name for the file name in the directory relDir ("" or "."
+// for the folder itself), without building the relative path unless a
+// pattern needs it.
+func (f *Filter) nameIn(relDir, name string) Skip {
+	if s := IgnoredName(name); s != SkipNone {
+		return s
+	}
+	if relDir == "." {
+		relDir = ""
+	}
+	if !f.matches(f.include, relDir, name) || f.matches(f.exclude, relDir, name) {
 		return SkipPattern
 	}
+	return SkipNone
+}
+
+// size decides on a file that passed name by its size.
+func (f *Filter) size(size int64) Skip {
 	if size == 0 {
 		return SkipEmpty
 	}
@@ -85,20 +139,32 @@ func (f *Filter) Dir(rel string) bool {
 	if IgnoredName(path.Base(rel)) != SkipNone {
 		return false
 	}
-	return !f.matches(f.exclude, rel)
+	return !f.matches(f.exclude, path.Dir(rel), path.Base(rel))
 }
 
 // matches: a pattern without a slash matches the base name, one with a
 // slash the whole relative path.
-func (f *Filter) matches(patterns []string, rel string) bool {
-	l := strings.ToLower(rel)
-	base := path.Base(l)
+func (f *Filter) matches(patterns []pattern, relDir, name string) bool {
+	if len(patterns) == 0 {
+		return false
+	}
+	base, full := strings.ToLower(name), ""
 	for _, p := range patterns {
-		target := base
-		if strings.Contains(p, "/") {
-			target = l
+		if p.suffix != "" || p.glob == "*" {
+			// "*" matches no slash, and a name holds none.
+			if strings.HasSuffix(base, p.suffix) {
+				return true
+			}
+			continue
 		}
-		if ok, _ := path.Match(p, target); ok {
+		target := base
+		if p.full {
+			if full == "" {
+				full = strings.ToLower(join(relDir, name))
+			}
+			target = full
+		}
+		if ok, _ := path.Match(p.glob, target); ok {
 			return true
 		}
 	}

@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"path"
+	"strings"
 	"testing"
 
 	"github.com/cvfeed/cvfeed/config"
@@ -53,18 +55,28 @@ func TestFilter(t *testing.T) {
 			t.Errorf("Dir(%q) = %v, want %v", tc.rel, got, tc.want)
 		}
 	}
-	if got := (&Filter{include: []string{"*.pdf"}}).File("cv.pdf", 1e12); got != SkipNone {
+	if got := (&Filter{include: compile([]string{"*.pdf"})}).File("cv.pdf", 1e12); got != SkipNone {
 		t.Errorf("max_size 0 must mean no limit, got %q", got)
 	}
 }
 
 func FuzzFilter(f *testing.F) {
-	for _, s := range []string{"cv.pdf", "~$x.docx", "a/b/c.PDF", "[", "\x00", "../../etc/passwd"} {
+	for _, s := range []string{"cv.pdf", "~$x.docx", "a/b/c.PDF", "[", "\x00", "../../etc/passwd", "x.\xffpdf"} {
 		f.Add(s, "*.pdf", int64(10))
+		f.Add(s, "*", int64(10))
+		f.Add(s, "*.[pP]df", int64(10))
 	}
 	f.Fuzz(func(t *testing.T, rel, pattern string, size int64) {
 		fl := NewFilter(config.Folder{Include: []string{pattern}, Exclude: []string{pattern + "/x"}})
 		_ = fl.File(rel, size)
 		_ = fl.Dir(rel)
+		// The suffix shortcut agrees with path.Match.
+		if !strings.Contains(pattern, "/") {
+			l := strings.ToLower(rel)
+			want, _ := path.Match(strings.ToLower(pattern), path.Base(l))
+			if got := fl.matches(fl.include, path.Dir(rel), path.Base(rel)); got != want {
+				t.Errorf("matches(%q, %q) = %v, path.Match says %v", pattern, rel, got, want)
+			}
+		}
 	})
 }

@@ -135,12 +135,16 @@ func TestScanNotRecursive(t *testing.T) {
 // countingOpen counts the files a scan reads.
 type countingOpen struct {
 	n    atomic.Int64
+	mu   sync.Mutex
 	fail string
 }
 
 func (c *countingOpen) open(p string) (*os.File, error) {
 	c.n.Add(1)
-	if c.fail != "" && strings.HasSuffix(p, c.fail) {
+	c.mu.Lock()
+	fail := c.fail
+	c.mu.Unlock()
+	if fail != "" && strings.HasSuffix(p, fail) {
 		return nil, &os.PathError{Op: "open", Path: p, Err: os.ErrPermission}
 	}
 	return os.Open(p)

@@ -3,58 +3,155 @@ package watcher
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
+	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
+	"sync"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/state"
 )
 
-// walkFolder sends every candidate regular file of a folder. It follows
-// symbolic links (to files and to directories) and never enters a
-// directory twice, so a symlink loop ends the descent with a log line.
-func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- file) error {
-	info, err := os.Stat(f.Path)
-	if err != nil {
-		s.stats.Errors.Add(1)
-		s.log.Error("cannot read folder; skipped", "source", f.Name, "path", f.Path, "err", err)
-		return nil
+// walker walks a folder's tree. It follows symbolic links (to files and to
+// directories) and never enters a directory twice in one walk, so a
+// symlink loop ends the descent with a log line. What it does with each
+// directory and file is up to its callbacks.
+//
+// A walk is most of what a restart costs (every file is stat'ed, none is
+// read), so it lists directories with getdents64 into one buffer, stats
+// files relative to the directory's descriptor (fstatat, no path lookup),
+// hands a directory's files over in one batch (one state transaction
+// each), and with workers > 1 walks several directories at once.
+type walker struct {
+	f        *config.Folder
+	filter   *Filter
+	skipDirs map[string]bool // done_dir and failed_dir: never walked
+	log      *slog.Logger
+	stats    *Stats
+	workers  int
+	// enterDir is called before a directory is listed (event mode adds
+	// its watch there, so that a file created meanwhile is either listed
+	// or seen by the watch). false skips the directory; an error ends the
+	// walk. It may be called from several goroutines at once.
+	enterDir func(abs string, fi fs.FileInfo) (bool, error)
+	// files receives the regular files of one directory whose names pass
+	// the filter, up to a few hundred at a time; several goroutines may
+	// call it at once. It may keep the slice only until it returns.
+	files func(batch []found) error
+	// skipped receives each regular file refused by its name; may be nil.
+	skipped func(abs string, why Skip)
+	// reports, when set, logs an error once per path until it changes
+	// (the daemon walks the same tree again and again); nil logs each.
+	reports *reports
+
+	mu      sync.Mutex // visited
+	visited map[[2]uint64]bool
+}
+
+// found is a regular file found by a walk. Its stat is kept inline: a
+// walk over 100,000 unchanged files then allocates no FileInfo.
+type found struct {
+	abs, relDir, name string
+	st                statInfo    // from fstatat
+	link              fs.FileInfo // instead, for a file behind a symbolic link
+}
+
+// info returns the file's stat as an fs.FileInfo (a copy on the heap).
+func (f *found) info() fs.FileInfo {
+	if f.link != nil {
+		return f.link
 	}
-	if !info.IsDir() {
-		s.stats.Errors.Add(1)
-		s.log.Error("folder path is not a directory; skipped", "source", f.Name, "path", f.Path)
-		return nil
+	c := f.st
+	return &c
+}
+
+func (f *found) size() int64 {
+	if f.link != nil {
+		return f.link.Size()
 	}
-	w := &walk{s: s, f: f, filter: NewFilter(*f), out: out, visited: map[[2]uint64]bool{}}
-	w.skipDirs = map[string]bool{}
+	return f.st.size
+}
+
+func (f *found) identity() state.Identity {
+	if f.link != nil {
+		return identityOf(f.link)
+	}
+	return state.Identity{Dev: f.st.sys.dev, Ino: f.st.sys.ino, Size: f.st.size, MTime: f.st.mtime}
+}
+
+// rel is the path relative to the folder, slash separated.
+func (f *found) rel() string {
+	if f.relDir == "" {
+		return f.name
+	}
+	return f.relDir + "/" + f.name
+}
+
+// batchSize bounds the files handed over at once (and held in memory for
+// a directory of 100,000 files).
+const batchSize = 512
+
+func newWalker(f *config.Folder, log *slog.Logger, stats *Stats) *walker {
+	w := &walker{f: f, filter: NewFilter(*f), log: log, stats: stats, workers: 1, skipDirs: map[string]bool{}}
 	for _, d := range []string{f.DoneDir, f.FailedDir} {
 		if d != "" {
 			w.skipDirs[filepath.Clean(d)] = true
 		}
 	}
-	w.enter(info)
-	return w.dir(ctx, f.Path, "")
+	return w
 }
 
-type walk struct {
-	s        *Scanner
-	f        *config.Folder
-	filter   *Filter
-	out      chan<- file
-	visited  map[[2]uint64]bool
-	skipDirs map[string]bool
+// walkRoot walks the whole folder.
+func (w *walker) walkRoot(ctx context.Context) error {
+	w.reports.begin()
+	defer w.reports.prune()
+	info, err := os.Stat(w.f.Path)
+	if err == nil && !info.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		w.report(slog.LevelError, "cannot read folder; skipped", w.f.Path, err)
+		return nil
+	}
+	w.reports.ok(w.f.Path)
+	return w.walkDir(ctx, w.f.Path, "", info)
+}
+
+// walkDir walks the sub-tree at abs (rel to the folder, slash separated).
+func (w *walker) walkDir(ctx context.Context, abs, rel string, info fs.FileInfo) error {
+	w.visited = map[[2]uint64]bool{}
+	if !w.enter(info) {
+		return nil
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	// The calling goroutine is a worker too; when no other is free a
+	// sub-directory is walked inline, so the recursion never waits.
+	g.SetLimit(w.workers - 1)
+	err := w.dir(ctx, g, abs, rel, info)
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// allowDir reports whether a sub-directory is walked and watched.
+func (w *walker) allowDir(abs, rel string) bool {
+	return w.f.Recursive && w.filter.Dir(rel) && !w.skipDirs[abs]
 }
 
 // enter marks a directory visited; false if it was already.
-func (w *walk) enter(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+func (w *walker) enter(fi fs.FileInfo) bool {
+	k, ok := devInoOf(fi)
 	if !ok {
 		return true
 	}
-	k := [2]uint64{uint64(st.Dev), st.Ino}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.visited[k] {
 		return false
 	}
@@ -62,93 +159,228 @@ func (w *walk) enter(fi fs.FileInfo) bool {
 	return true
 }
 
-// dir reads a directory in chunks (a folder of 100,000 files is not held
-// in memory at once) and descends.
-func (w *walk) dir(ctx context.Context, abs, rel string) error {
-	d, err := os.Open(abs)
-	if err != nil {
-		w.s.stats.Errors.Add(1)
-		w.s.log.Error("cannot read directory; skipped", "source", w.f.Name, "path", abs, "err", err)
-		return nil
-	}
-	defer d.Close()
-	var subdirs []string
-	for {
-		ents, rerr := d.ReadDir(512)
-		for _, e := range ents {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			name := e.Name()
-			cabs := filepath.Join(abs, name)
-			crel := path.Join(rel, name)
-			typ := e.Type()
-			var info fs.FileInfo
-			if typ&fs.ModeSymlink != 0 {
-				var err error
-				info, err = os.Stat(cabs)
-				if err != nil {
-					w.s.stats.Errors.Add(1)
-					w.s.log.Warn("broken symbolic link; skipped", "source", w.f.Name, "path", cabs, "err", err)
-					continue
-				}
-				typ = info.Mode().Type()
-			}
-			switch {
-			case typ.IsDir():
-				if w.f.Recursive && w.filter.Dir(crel) && !w.skipDirs[cabs] {
-					subdirs = append(subdirs, name)
-				}
-			case typ.IsRegular():
-				w.s.stats.Seen.Add(1)
-				if info == nil {
-					var err error
-					info, err = e.Info()
-					if err != nil {
-						if !errors.Is(err, fs.ErrNotExist) {
-							w.s.stats.Errors.Add(1)
-							w.s.log.Error("cannot stat file; skipped", "source", w.f.Name, "file", cabs, "err", err)
-						}
-						continue
-					}
-				}
-				fl := file{folder: w.f, abs: cabs, rel: crel, info: info}
-				if why := w.filter.File(crel, info.Size()); why != SkipNone {
-					w.s.skip(fl, why)
-					continue
-				}
-				select {
-				case w.out <- fl:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			w.s.stats.Errors.Add(1)
-			w.s.log.Error("cannot list directory; partly skipped", "source", w.f.Name, "path", abs, "err", rerr)
-			break
-		}
-	}
-	d.Close()
-	for _, name := range subdirs {
-		cabs := filepath.Join(abs, name)
-		info, err := os.Stat(cabs)
-		if err != nil {
-			w.s.stats.Errors.Add(1)
-			w.s.log.Error("cannot read directory; skipped", "source", w.f.Name, "path", cabs, "err", err)
-			continue
-		}
-		if !w.enter(info) {
-			w.s.log.Warn("directory already walked (symbolic link loop or second link); skipped", "source", w.f.Name, "path", cabs)
-			continue
-		}
-		if err := w.dir(ctx, cabs, path.Join(rel, name)); err != nil {
+// dir lists a directory, hands its files over and descends.
+func (w *walker) dir(ctx context.Context, g *errgroup.Group, abs, rel string, info fs.FileInfo) error {
+	if w.enterDir != nil {
+		ok, err := w.enterDir(abs, info)
+		if err != nil || !ok {
 			return err
 		}
 	}
-	return nil
+	subdirs, err := w.list(ctx, abs, rel)
+	if err != nil {
+		return err
+	}
+	for _, name := range subdirs {
+		cabs, crel := join(abs, name), join(rel, name)
+		info, err := os.Stat(cabs)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.report(slog.LevelError, "cannot read directory; skipped", cabs, err)
+			}
+			continue
+		}
+		if !w.enter(info) {
+			w.note("directory already walked (symbolic link loop or second link); skipped", cabs)
+			continue
+		}
+		walk := func() error { return w.dir(ctx, g, cabs, crel, info) }
+		if !g.TryGo(walk) {
+			if err := walk(); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// list reads a directory with getdents64, stats its regular files through
+// the directory's descriptor and hands them over in batches. It returns
+// the names of the sub-directories to walk.
+func (w *walker) list(ctx context.Context, abs, rel string) ([]string, error) {
+	fd, err := openDir(abs)
+	if err != nil {
+		if err != unix.ENOENT && err != unix.ENOTDIR { // not gone meanwhile
+			w.report(slog.LevelError, "cannot read directory; skipped", abs, err)
+		}
+		return nil, nil
+	}
+	defer unix.Close(fd)
+	bufs := listBufs.Get().(*listBuf)
+	defer listBufs.Put(bufs)
+	var (
+		subdirs []string
+		batch   = bufs.batch[:0]
+		buf     = bufs.dirents
+	)
+	defer func() { clear(batch); bufs.batch = batch[:0] }()
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := w.files(batch)
+		clear(batch)
+		batch = batch[:0]
+		return err
+	}
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			w.report(slog.LevelError, "cannot list directory; partly skipped", abs, err)
+			break
+		}
+		if n <= 0 {
+			break
+		}
+		for off := 0; off < n; {
+			name, typ, next := parseDirent(buf[off:n])
+			if next <= 0 {
+				break
+			}
+			off += next
+			if name == "" || name == "." || name == ".." {
+				continue
+			}
+			f, isDir := w.entry(fd, abs, rel, name, typ)
+			switch {
+			case isDir:
+				subdirs = append(subdirs, name)
+			case f.abs != "":
+				batch = append(batch, f)
+			}
+		}
+		if len(batch) >= batchSize || ctx.Err() != nil {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	w.reports.ok(abs)
+	return subdirs, nil
+}
+
+// entry classifies one directory entry: a sub-directory to walk (true), a
+// regular file whose name passes the filter (f.abs set), or neither.
+func (w *walker) entry(dirfd int, abs, rel, name string, typ uint8) (f found, isDir bool) {
+	f = found{relDir: rel, name: name}
+	switch typ {
+	case unix.DT_DIR:
+		return f, w.allowDir(join(abs, name), join(rel, name))
+	case unix.DT_REG:
+	case unix.DT_LNK:
+		cabs := join(abs, name)
+		info, err := os.Stat(cabs)
+		if err != nil {
+			w.report(slog.LevelWarn, "broken symbolic link; skipped", cabs, err)
+			return f, false
+		}
+		if info.IsDir() {
+			return f, w.allowDir(cabs, join(rel, name))
+		}
+		if !info.Mode().IsRegular() {
+			return f, false
+		}
+		f.link = info
+	case unix.DT_UNKNOWN: // some file systems do not fill d_type
+		if err := statAt(dirfd, name, &f.st); err != nil {
+			return f, false
+		}
+		switch {
+		case f.st.IsDir():
+			return f, w.allowDir(join(abs, name), join(rel, name))
+		case f.st.mode&fs.ModeSymlink != 0:
+			return w.entry(dirfd, abs, rel, name, unix.DT_LNK)
+		case !f.st.mode.IsRegular():
+			return f, false
+		}
+	default:
+		return f, false
+	}
+	if why := w.filter.nameIn(rel, name); why != SkipNone {
+		if w.skipped != nil {
+			w.skipped(join(abs, name), why)
+		}
+		return found{}, false
+	}
+	if f.link == nil && f.st.name == "" {
+		if err := statAt(dirfd, name, &f.st); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.report(slog.LevelError, "cannot stat file; skipped", join(abs, name), err)
+			}
+			return found{}, false
+		}
+		if !f.st.mode.IsRegular() { // replaced since getdents
+			return found{}, false
+		}
+	}
+	f.abs = join(abs, name)
+	return f, false
+}
+
+// listBuf is what list needs per directory, pooled: a walk lists
+// thousands of directories.
+type listBuf struct {
+	dirents []byte
+	batch   []found
+}
+
+var listBufs = sync.Pool{New: func() any {
+	return &listBuf{dirents: make([]byte, 32<<10), batch: make([]found, 0, batchSize)}
+}}
+
+// report logs a problem with a path and counts it as an error: once per
+// walk for one-pass walks, once until it changes for repeated ones.
+func (w *walker) report(level slog.Level, msg, p string, err error) {
+	if !w.reports.fresh(p, msg, err) {
+		return
+	}
+	w.stats.Errors.Add(1)
+	w.log.Log(context.Background(), level, msg, "source", w.f.Name, "path", p, "err", err)
+}
+
+// note logs, like report, something that is not an error.
+func (w *walker) note(msg, p string) {
+	if w.reports.fresh(p, msg, nil) {
+		w.log.Warn(msg, "source", w.f.Name, "path", p)
+	}
+}
+
+// join joins a directory path and a name; an empty dir gives the name.
+func join(dir, name string) string {
+	switch {
+	case dir == "":
+		return name
+	case dir[len(dir)-1] == '/':
+		return dir + name
+	}
+	return dir + "/" + name
+}
+
+func openDir(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// devInoOf returns the device and inode of a stat.
+func devInoOf(fi fs.FileInfo) ([2]uint64, bool) {
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		return [2]uint64{uint64(st.Dev), st.Ino}, true
+	case *statSys:
+		return [2]uint64{st.dev, st.ino}, true
+	}
+	return [2]uint64{}, false
 }

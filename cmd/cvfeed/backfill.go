@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cvfeed/cvfeed/fileaction"
 	"github.com/cvfeed/cvfeed/state"
 	"github.com/cvfeed/cvfeed/uploader"
 	"github.com/cvfeed/cvfeed/watcher"
@@ -49,11 +50,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitUsage
 	}
-	metadata, err := metadataFunc(cfg.Folders)
-	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
-		return exitUsage
-	}
+	metadata := metadataFunc(cfg.Folders)
 	start := time.Now()
 
 	store, err := state.Open(statePath(cfg), nil)
@@ -82,6 +79,12 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	accept := func(id string) bool { return sources[id] }
 	var uploaded, failed atomic.Int64
+	actions := fileaction.New(store, log)
+	actions.SetFolders(cfg.Folders)
+	actCtx, stopActions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopActions()
+	actionsDone := make(chan error, 1)
+	go func() { actionsDone <- actions.Run(actCtx) }()
 	pool := uploader.NewPool(uploader.PoolConfig{
 		Workers:     cfg.API.Workers,
 		RateLimit:   cfg.API.RateLimit,
@@ -98,6 +101,9 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 				uploaded.Add(1)
 			case state.Fail:
 				failed.Add(1)
+			}
+			if r.Outcome == state.Done || r.Outcome == state.Fail {
+				actions.Notify(r.Key)
 			}
 		},
 	}, store, a.client)
@@ -142,6 +148,11 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		prog.update(snapshot{scan: scanner.Stats().Snapshot(), scanning: scanning, uploaded: uploaded.Load(), failed: failed.Load(), pending: pending}, time.Now())
 	}
 	prog.finish()
+	// The after-actions of what was uploaded (and of duplicates of CVs
+	// uploaded before) are done before the summary.
+	stopActions()
+	<-actionsDone
+	actions.Sweep()
 	elapsed := time.Since(start)
 
 	counts, cerr := store.Counts()

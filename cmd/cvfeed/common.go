@@ -61,7 +61,13 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		// Durations as "1.5s", not nanoseconds, in JSON too.
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}}
 	if isTerminal(w) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
@@ -151,44 +157,68 @@ func probeRead(ctx context.Context, c *uploader.Client, log *slog.Logger) bool {
 	}
 }
 
-// folderMetadata returns, per folder name, the training_metadata JSON text
-// of each folder (nil when it has none).
-func folderMetadata(folders []config.Folder) (map[string][]byte, error) {
-	out := make(map[string][]byte, len(folders))
+// metadataFunc returns the training_metadata JSON text of an item: its
+// folder's list (found by source name, or, for an item of a renamed source,
+// by the one folder with its source_id), with {subdir} replaced by the
+// first sub-folder of the file under the folder's path. An element whose
+// {subdir} is empty (a file at the top of the folder) is left out.
+func metadataFunc(folders []config.Folder) func(state.Item) ([]byte, error) {
+	byName := map[string]config.Folder{}
+	bySource := map[string][]config.Folder{}
 	for _, f := range folders {
-		if len(f.TrainingMetadata) == 0 {
-			out[f.Name] = nil
-			continue
+		byName[f.Name] = f
+		bySource[f.SourceID] = append(bySource[f.SourceID], f)
+	}
+	return func(it state.Item) ([]byte, error) {
+		f, ok := byName[it.Source]
+		if !ok {
+			if fs := bySource[it.SourceID]; len(fs) == 1 {
+				f, ok = fs[0], true
+			}
 		}
-		b, err := json.Marshal(f.TrainingMetadata)
+		if !ok {
+			return nil, fmt.Errorf("source %q is no longer in the config", it.Source)
+		}
+		if len(f.TrainingMetadata) == 0 {
+			return nil, nil
+		}
+		path := it.Origin // where HR put the file, if it was moved since
+		if path == "" {
+			path = it.Path
+		}
+		sub := subdir(f.Path, path)
+		out := make([]config.TrainingMetadata, 0, len(f.TrainingMetadata))
+		for _, tm := range f.TrainingMetadata {
+			if strings.Contains(tm.FilterReference, config.TemplateSubdir) {
+				if sub == "" {
+					continue
+				}
+				tm.FilterReference = strings.ReplaceAll(tm.FilterReference, config.TemplateSubdir, sub)
+			}
+			out = append(out, tm)
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		b, err := json.Marshal(out)
 		if err != nil {
 			return nil, fmt.Errorf("folder %s: training_metadata: %w", f.Name, err)
 		}
-		out[f.Name] = b
+		return b, nil
 	}
-	return out, nil
 }
 
-// metadataFunc finds an item's metadata by its source name, or, for an item
-// of a renamed source, by the one folder with its source_id.
-func metadataFunc(folders []config.Folder) (func(state.Item) ([]byte, error), error) {
-	byName, err := folderMetadata(folders)
-	if err != nil {
-		return nil, err
+// subdir is the first directory of path under root, or "".
+func subdir(root, path string) string {
+	rel, err := filepath.Rel(root, path)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return ""
 	}
-	bySource := map[string][]string{}
-	for _, f := range folders {
-		bySource[f.SourceID] = append(bySource[f.SourceID], f.Name)
+	first, _, found := strings.Cut(filepath.ToSlash(rel), "/")
+	if !found {
+		return ""
 	}
-	return func(it state.Item) ([]byte, error) {
-		if md, ok := byName[it.Source]; ok {
-			return md, nil
-		}
-		if names := bySource[it.SourceID]; len(names) == 1 {
-			return byName[names[0]], nil
-		}
-		return nil, fmt.Errorf("source %q is no longer in the config", it.Source)
-	}, nil
+	return first
 }
 
 // selectFolders applies -only.

@@ -43,6 +43,7 @@ func tuneGC() {
 const usage = `usage: cvfeed COMMAND [flags]
 
 commands:
+  run        the daemon: watch the folders and upload each new CV
   backfill   upload everything already in the folders, then exit
   status     counts per source and state (-json)
   sandbox    run a local fake Riminder API
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
 	case "backfill":
 		return cmdBackfill(ctx, rest, stdout, stderr)
 	case "status":

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/state"
+)
+
+func TestMetadataSubdir(t *testing.T) {
+	stage := "NEW"
+	f := config.Folder{Name: "inbox", Path: "/srv/cvs", SourceID: e2eSource, TrainingMetadata: []config.TrainingMetadata{
+		{FilterReference: config.TemplateSubdir, Stage: &stage},
+		{FilterReference: "all-candidates"},
+	}}
+	md := metadataFunc([]config.Folder{f, {Name: "plain", Path: "/srv/other", SourceID: "0000000000000000000000000000000000000001"}})
+	for _, tc := range []struct {
+		it   state.Item
+		want string
+	}{
+		{state.Item{Source: "inbox", Path: "/srv/cvs/Data Scientist/anna.pdf"},
+			`[{"filter_reference":"Data Scientist","stage":"NEW","stage_timestamp":null,"rating":null,"rating_timestamp":null},{"filter_reference":"all-candidates","stage":null,"stage_timestamp":null,"rating":null,"rating_timestamp":null}]`},
+		{state.Item{Source: "inbox", Path: "/srv/cvs/Data Scientist/2024/deep/anna.pdf"},
+			`[{"filter_reference":"Data Scientist","stage":"NEW","stage_timestamp":null,"rating":null,"rating_timestamp":null},{"filter_reference":"all-candidates","stage":null,"stage_timestamp":null,"rating":null,"rating_timestamp":null}]`},
+		// At the top of the folder, the {subdir} element is left out.
+		{state.Item{Source: "inbox", Path: "/srv/cvs/anna.pdf"},
+			`[{"filter_reference":"all-candidates","stage":null,"stage_timestamp":null,"rating":null,"rating_timestamp":null}]`},
+		// Moved to failed_dir since: the original place counts.
+		{state.Item{Source: "inbox", Path: "/srv/failed/Backend/bob.pdf", Origin: "/srv/cvs/Backend/bob.pdf"},
+			`[{"filter_reference":"Backend","stage":"NEW","stage_timestamp":null,"rating":null,"rating_timestamp":null},{"filter_reference":"all-candidates","stage":null,"stage_timestamp":null,"rating":null,"rating_timestamp":null}]`},
+		// A renamed source is found by its source_id.
+		{state.Item{Source: "old-name", Key: state.Key{SourceID: e2eSource}, Path: "/srv/cvs/x.pdf"},
+			`[{"filter_reference":"all-candidates","stage":null,"stage_timestamp":null,"rating":null,"rating_timestamp":null}]`},
+		{state.Item{Source: "plain", Path: "/srv/other/x.pdf"}, ``},
+	} {
+		got, err := md(tc.it)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("metadata(%s %s) = %s, %v\n want %s", tc.it.Source, tc.it.Path, got, err, tc.want)
+		}
+	}
+	if _, err := md(state.Item{Source: "gone", Key: state.Key{SourceID: "x"}}); err == nil {
+		t.Error("an item of a source no longer configured got metadata")
+	}
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemonProc is a `cvfeed run` in its own process.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func (d *daemonProc) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stderr.Write(p)
+}
+
+func (d *daemonProc) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stderr.String()
+}
+
+func startRun(t *testing.T, cfg string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{done: make(chan struct{})}
+	d.cmd = exec.Command(cvfeedBin(t), "run", "-config", cfg, "-log-level", "debug")
+	d.cmd.Stderr = d
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			t.Logf("cvfeed run log:\n%s", tail(d.log(), 60))
+		}
+	})
+	return d
+}
+
+// stop sends sig and waits for the exit, failing after limit.
+func (d *daemonProc) stop(t *testing.T, sig syscall.Signal, limit time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	d.cmd.Process.Signal(sig)
+	select {
+	case <-d.done:
+	case <-time.After(limit):
+		t.Fatalf("cvfeed run did not stop within %v of %v", limit, sig)
+	}
+	return d.cmd.ProcessState.ExitCode(), time.Since(start)
+}
+
+// waitProfiles waits until the sandbox holds n profiles (or fails).
+func waitProfiles(t *testing.T, sb *sandboxProc, n int, limit time.Duration) []profile {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		p := sb.profiles(t)
+		if len(p) >= n {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sandbox holds %d profiles after %v, want %d", len(p), limit, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func shaHex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+func writeFile(t *testing.T, p, content string) string {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return shaHex([]byte(content))
+}
+
+// runConfig writes a config for `cvfeed run` with one folder; extra goes
+// into [[folder]].
+func runConfig(t *testing.T, dir, url, key, cvDir, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`state_dir = "state"
+shutdown_timeout = "5s"
+[api]
+url = %q
+api_key = %q
+workers = 4
+retry_initial = "100ms"
+retry_max = "1s"
+[[folder]]
+name = "inbox"
+path = %q
+source_id = %q
+settle = "1s"
+rescan_interval = "1h"
+%s
+`, url, key, cvDir, e2eSource, extra)
+	p := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRunWatchesFolder covers the acceptance lines of `cvfeed run`: files
+// dropped are uploaded once each; a file written in two halves 3 s apart is
+// uploaded once, complete; lock, partial and dot files are ignored; a new
+// nested folder's files are uploaded; with after_upload = "move" every
+// uploaded file ends in done_dir; SIGTERM stops it within 10 s.
+func TestRunWatchesFolder(t *testing.T) {
+	sb := startSandbox(t)
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "share")
+	done := filepath.Join(dir, "done")
+	os.MkdirAll(cvDir, 0o755)
+	cfg := runConfig(t, dir, sb.url, "k", cvDir, fmt.Sprintf("after_upload = \"move\"\ndone_dir = %q", done))
+	d := startRun(t, cfg)
+	time.Sleep(500 * time.Millisecond) // let the watches be set
+
+	want := map[string]string{}
+	for i := range 5 {
+		n := fmt.Sprintf("cv%d.pdf", i)
+		want[n] = writeFile(t, filepath.Join(cvDir, n), "CV number "+fmt.Sprint(i))
+	}
+	writeFile(t, filepath.Join(cvDir, "~$cv0.docx"), "lock")
+	writeFile(t, filepath.Join(cvDir, "big.pdf.part"), "partial")
+	writeFile(t, filepath.Join(cvDir, ".hidden.pdf"), "hidden")
+	// A new nested folder.
+	want["Data Scientist/2024/deep.pdf"] = writeFile(t, filepath.Join(cvDir, "Data Scientist", "2024", "deep.pdf"), "deep CV")
+	// A slow writer: half, 3 s pause (longer than settle), the rest.
+	f, err := os.Create(filepath.Join(cvDir, "scan.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := strings.Repeat("page one ", 2000), strings.Repeat("page two ", 2000)
+	f.WriteString(first)
+	time.Sleep(3 * time.Second)
+	f.WriteString(second)
+	f.Close()
+	want["scan.pdf"] = shaHex([]byte(first + second))
+	// A copy tool writing a temp name, then renaming.
+	writeFile(t, filepath.Join(cvDir, "copied.pdf.part"), "copied CV")
+	os.Rename(filepath.Join(cvDir, "copied.pdf.part"), filepath.Join(cvDir, "copied.pdf"))
+	want["copied.pdf"] = shaHex([]byte("copied CV"))
+
+	profiles := waitProfiles(t, sb, len(want), 20*time.Second)
+	time.Sleep(1500 * time.Millisecond) // anything extra would show now
+	profiles = sb.profiles(t)
+	exactlyOnce(t, profiles, want)
+	// Every uploaded file is in done_dir, under its relative path.
+	deadline := time.Now().Add(5 * time.Second)
+	for rel := range want {
+		for !exists(filepath.Join(done, rel)) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !exists(filepath.Join(done, rel)) || exists(filepath.Join(cvDir, rel)) {
+			t.Errorf("%s not moved to done_dir", rel)
+		}
+	}
+	for _, n := range []string{"~$cv0.docx", "big.pdf.part", ".hidden.pdf"} {
+		if !exists(filepath.Join(cvDir, n)) {
+			t.Errorf("%s was touched", n)
+		}
+	}
+	code, took := d.stop(t, syscall.SIGTERM, 10*time.Second)
+	if code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	t.Logf("stopped in %v", took)
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestRunCatchesUpAfterRestart: files copied in while cvfeed was stopped
+// are uploaded after it starts, and nothing is sent twice.
+func TestRunCatchesUpAfterRestart(t *testing.T) {
+	sb := startSandbox(t)
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "share")
+	want := map[string]string{"a.pdf": writeFile(t, filepath.Join(cvDir, "a.pdf"), "a")}
+	cfg := runConfig(t, dir, sb.url, "k", cvDir, "")
+	d := startRun(t, cfg)
+	waitProfiles(t, sb, 1, 10*time.Second)
+	d.stop(t, syscall.SIGTERM, 10*time.Second)
+	for i := range 20 {
+		n := fmt.Sprintf("while-down-%d.docx", i)
+		want[n] = writeFile(t, filepath.Join(cvDir, "sub", n), "down "+fmt.Sprint(i))
+	}
+	startRun(t, cfg)
+	waitProfiles(t, sb, 21, 15*time.Second)
+	time.Sleep(time.Second)
+	exactlyOnce(t, sb.profiles(t), relKeys(want, "sub"))
+}
+
+// relKeys prefixes the names that live in sub (for exactlyOnce's messages).
+func relKeys(m map[string]string, sub string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if strings.HasPrefix(k, "while-down") {
+			k = filepath.Join(sub, k)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// TestRunPollMode: a folder in poll mode picks files up.
+func TestRunPollMode(t *testing.T) {
+	sb := startSandbox(t)
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "nfs")
+	os.MkdirAll(cvDir, 0o755)
+	cfg := runConfig(t, dir, sb.url, "k", cvDir, "watch = \"poll\"\npoll_interval = \"300ms\"")
+	d := startRun(t, cfg)
+	time.Sleep(300 * time.Millisecond)
+	want := map[string]string{}
+	for i := range 3 {
+		n := fmt.Sprintf("p%d.pdf", i)
+		want[n] = writeFile(t, filepath.Join(cvDir, n), "polled "+fmt.Sprint(i))
+	}
+	waitProfiles(t, sb, 3, 15*time.Second)
+	exactlyOnce(t, sb.profiles(t), want)
+	if !strings.Contains(d.log(), "poll") {
+		t.Error("the log does not say the folder is polled")
+	}
+}
+
+// TestRunReloadAndAuthPause: a refused key pauses uploads without failing
+// anything; a SIGHUP with the right key resumes them; a folder added by the
+// reload is watched.
+func TestRunReloadAndAuthPause(t *testing.T) {
+	sb := startSandbox(t, "-api-key", "good-key")
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "share")
+	want := map[string]string{"a.pdf": writeFile(t, filepath.Join(cvDir, "a.pdf"), "a")}
+	cfg := runConfig(t, dir, sb.url, "bad-key-0123", cvDir, "")
+	d := startRun(t, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.log(), "uploads paused") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(d.log(), "uploads paused") {
+		t.Fatal("no 'uploads paused' line after a 401")
+	}
+	if strings.Contains(d.log(), "bad-key-0123") {
+		t.Error("the key appears in the log")
+	}
+	// Fix the key and add a folder, then reload.
+	second := filepath.Join(dir, "second")
+	want["b.pdf"] = writeFile(t, filepath.Join(second, "b.pdf"), "b")
+	os.WriteFile(cfg, []byte(strings.Replace(readFile(t, cfg), "bad-key-0123", "good-key", 1)+fmt.Sprintf(`
+[[folder]]
+name = "second"
+path = %q
+source_id = %q
+settle = "1s"
+`, second, "0000000000000000000000000000000000000002")), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	profiles := waitProfiles(t, sb, 2, 15*time.Second)
+	exactlyOnce(t, profiles, want)
+	if code, _ := d.stop(t, syscall.SIGINT, 10*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGINT", code)
+	}
+}
+
+// TestRunReloadRejectsBrokenConfig: a SIGHUP with a broken config keeps
+// the running one.
+func TestRunReloadRejectsBrokenConfig(t *testing.T) {
+	sb := startSandbox(t)
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "share")
+	os.MkdirAll(cvDir, 0o755)
+	cfg := runConfig(t, dir, sb.url, "k", cvDir, "")
+	d := startRun(t, cfg)
+	time.Sleep(500 * time.Millisecond)
+	good := readFile(t, cfg)
+	os.WriteFile(cfg, []byte(good+"\nbogus_key = 1\n"), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if !strings.Contains(d.log(), "reload refused") || !strings.Contains(d.log(), "bogus_key") {
+		t.Errorf("no clear 'reload refused' line naming the key")
+	}
+	want := map[string]string{"after.pdf": writeFile(t, filepath.Join(cvDir, "after.pdf"), "after")}
+	waitProfiles(t, sb, 1, 10*time.Second)
+	exactlyOnce(t, sb.profiles(t), want)
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
