@@ -28,7 +28,9 @@ import (
 //  3. No process has it open for writing according to /proc, in a scan
 //     made after its current size and mtime were first seen and at most
 //     procGap ago. This is the only writer signal in poll mode, and the
-//     one that catches a file opened before cvfeed started.
+//     one that catches a file opened before cvfeed started. A file whose
+//     writer was seen closing it (IN_CLOSE_WRITE after its last
+//     IN_MODIFY) skips the scan.
 //
 // What each mode can see: event mode sees every write made through this
 // machine's kernel as it happens (IN_MODIFY, IN_CLOSE_WRITE) and, through
@@ -71,6 +73,7 @@ type pending struct {
 	seen     time.Time // when id was first seen, or the last write event
 	quiet    time.Time // since when it is known unchanged: seen, or an older trusted mtime
 	writing  bool      // IN_MODIFY without IN_CLOSE_WRITE yet
+	closed   bool      // IN_CLOSE_WRITE seen after the last IN_MODIFY
 	procAt   time.Time // the last /proc scan while it was pending
 	procBusy bool      // that scan found a writer
 	due      time.Time
@@ -129,10 +132,11 @@ func (s *settler) touch(abs, rel string, kind touchKind, now time.Time) {
 		// Only our own instance sets and clears the flag: its events are
 		// in order, fsnotify's may come before or after them.
 		p.writing = p.writing || kind == touchModify
+		p.closed = p.closed && kind != touchModify
 		p.seen, p.quiet = now, now
 		s.schedule(p, now.Add(s.settle))
 	case touchCloseWrite:
-		p.writing = false
+		p.writing, p.closed = false, true
 		s.schedule(p, now)
 	default:
 		s.schedule(p, now)
@@ -176,7 +180,7 @@ func (s *settler) forgetUnder(dir string) {
 // polling no IN_CLOSE_WRITE will come.
 func (s *settler) clearWriting() {
 	for _, p := range s.files {
-		p.writing = false
+		p.writing, p.closed = false, false
 	}
 }
 
@@ -219,7 +223,9 @@ func (s *settler) check(now time.Time) []file {
 			s.schedule(p, now.Add(s.recheck()))
 			continue
 		}
-		if s.writers != nil && !s.procClear(p, now) {
+		// A writer seen closing the file needs no /proc scan: that
+		// would only add up to procGap to the wait.
+		if s.writers != nil && !p.closed && !s.procClear(p, now) {
 			need = append(need, p)
 			continue
 		}

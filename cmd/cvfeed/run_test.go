@@ -99,6 +99,9 @@ func writeFile(t *testing.T, p, content string) string {
 // into [[folder]].
 func runConfig(t *testing.T, dir, url, key, cvDir, extra string) string {
 	t.Helper()
+	if !strings.Contains(extra, "settle") {
+		extra += "\nsettle = \"1s\""
+	}
 	cfg := fmt.Sprintf(`state_dir = "state"
 shutdown_timeout = "5s"
 [api]
@@ -111,7 +114,6 @@ retry_max = "1s"
 name = "inbox"
 path = %q
 source_id = %q
-settle = "1s"
 rescan_interval = "1h"
 %s
 `, url, key, cvDir, e2eSource, extra)
@@ -312,4 +314,39 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestRunDrainsOnSIGTERM: an upload in flight when SIGTERM comes is let
+// finish (within shutdown_timeout) and recorded: the next start sends
+// nothing again.
+func TestRunDrainsOnSIGTERM(t *testing.T) {
+	sb := startSandbox(t, "-latency", "3s")
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "share")
+	os.MkdirAll(cvDir, 0o755)
+	cfgPath := runConfig(t, dir, sb.url, "k", cvDir, "settle = \"200ms\"")
+	d := startRun(t, cfgPath)
+	time.Sleep(500 * time.Millisecond)
+	want := map[string]string{"slow.pdf": writeFile(t, filepath.Join(cvDir, "slow.pdf"), "a CV the API is slow to take")}
+	// Wait until the upload reached the sandbox (which answers 3 s later).
+	deadline := time.Now().Add(10 * time.Second)
+	for sb.stats(t).Requests < 2 && time.Now().Before(deadline) { // the GET sources probe, then the upload
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, took := d.stop(t, syscall.SIGTERM, 10*time.Second)
+	if code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	if took < time.Second {
+		t.Errorf("stopped in %v: it did not wait for the upload in flight", took)
+	}
+	exactlyOnce(t, sb.profiles(t), want)
+	// Restarted, it has nothing to send.
+	before := sb.stats(t)
+	d = startRun(t, cfgPath)
+	time.Sleep(1500 * time.Millisecond)
+	d.stop(t, syscall.SIGTERM, 10*time.Second)
+	if after := sb.stats(t); after.ByStatus["201"] != before.ByStatus["201"] || after.ByStatus["400"] != before.ByStatus["400"] {
+		t.Errorf("the restart sent the file again: %+v → %+v", before, after)
+	}
 }
