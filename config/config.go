@@ -123,6 +123,88 @@ type TrainingMetadata struct {
 	RatingTimestamp *int64  `json:"rating_timestamp"`
 }
 
+// Mailbox is one [[mailbox]] source: an IMAP account whose folders are
+// read for CV attachments.
+type Mailbox struct {
+	Name string
+	// Address is host:port of the IMAP server.
+	Address string
+	// Security is SecurityTLS (implicit TLS, port 993), SecurityStartTLS
+	// or SecurityPlain (no TLS: accepted only for a loopback address).
+	Security string
+	// CAFile is a PEM file of CA certificates to verify the server with
+	// (default: the system's).
+	CAFile string
+	// TLSServerName is the name checked in the server's certificate
+	// (default: the host of Address).
+	TLSServerName string
+	Username      string
+	// Password is from password or password_file; empty with OAuth2.
+	Password Secret
+	// OAuth2, when set, logs in with XOAUTH2 (Gmail, Microsoft 365).
+	OAuth2 *OAuth2
+	// Folders are the IMAP mailboxes read (default ["INBOX"]).
+	Folders  []string
+	SourceID string
+	// AfterUpload is what happens to a message once every CV of it is
+	// uploaded: MailNone, MailSeen, MailFlag, MailMove or MailDelete.
+	AfterUpload string
+	// MoveTo is the target mailbox of MailMove.
+	MoveTo string
+	// NoCVAction is what happens to a message with no CV (default MailNone).
+	NoCVAction string
+	// Accept is AcceptCV (CV documents, identified by their bytes; the
+	// default) or AcceptAll (every file part).
+	Accept string
+	// MaxAttachmentSize skips larger parts (default 25 MiB; 0: no limit).
+	MaxAttachmentSize int64
+	// Since limits reading to mail received on or after it: a fixed date
+	// (SinceDate) or an age (SinceAge); both zero: all mail.
+	SinceDate time.Time
+	SinceAge  time.Duration
+	// From and Subject are globs (case-insensitive); when set, a message
+	// must match one of each.
+	From    []string
+	Subject []string
+	// PollInterval is the safety-net poll beside IDLE, and the poll period
+	// of a server without IDLE (default 1 minute).
+	PollInterval time.Duration
+	// TrainingMetadata is sent with every CV of this mailbox.
+	TrainingMetadata []TrainingMetadata
+}
+
+// OAuth2 is an XOAUTH2 login: a refresh token exchanged for access tokens
+// at TokenURL (golang.org/x/oauth2).
+type OAuth2 struct {
+	TokenURL     string
+	ClientID     string
+	ClientSecret Secret
+	RefreshToken Secret
+	Scopes       []string
+}
+
+// Values of Mailbox.Security.
+const (
+	SecurityTLS      = "tls"
+	SecurityStartTLS = "starttls"
+	SecurityPlain    = "plain"
+)
+
+// Values of Mailbox.AfterUpload and NoCVAction.
+const (
+	MailNone   = "none"
+	MailSeen   = "seen"
+	MailFlag   = "flag"
+	MailMove   = "move"
+	MailDelete = "delete"
+)
+
+// Values of Mailbox.Accept.
+const (
+	AcceptCV  = "cv"
+	AcceptAll = "all"
+)
+
 // HTTP configures the listener for /metrics, /healthz and /webhook.
 type HTTP struct {
 	// Listen is host:port; empty means no listener.

@@ -87,10 +87,8 @@ func TestMigrateFromSchema1(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if string(b) != string(bucketActions) {
-				tx.CreateBucket(b)
-			}
+		for _, b := range [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups} {
+			tx.CreateBucket(b)
 		}
 		return tx.Bucket(bucketMeta).Put(keySchema, put32(1))
 	})
@@ -104,8 +102,13 @@ func TestMigrateFromSchema1(t *testing.T) {
 	}
 	defer s.Close()
 	s.db.View(func(tx *bolt.Tx) error {
-		if v := be32(tx.Bucket(bucketMeta).Get(keySchema)); v != SchemaVersion || tx.Bucket(bucketActions) == nil {
-			t.Errorf("after upgrade: schema %d, actions bucket %v", v, tx.Bucket(bucketActions) != nil)
+		if v := be32(tx.Bucket(bucketMeta).Get(keySchema)); v != SchemaVersion {
+			t.Errorf("after upgrade: schema %d", v)
+		}
+		for _, b := range allBuckets {
+			if tx.Bucket(b) == nil {
+				t.Errorf("after upgrade: no bucket %s", b)
+			}
 		}
 		return nil
 	})

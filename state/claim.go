@@ -121,66 +121,14 @@ func (s *Store) Claim(cands []Candidate) ([]ClaimResult, error) {
 	if len(cands) == 0 {
 		return nil, nil
 	}
-	now := s.now()
-	res := make([]ClaimResult, len(cands))
-	added := false
+	var (
+		res   []ClaimResult
+		added bool
+	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		added = false
-		claims := tx.Bucket(bucketClaims)
-		files := tx.Bucket(bucketFiles)
-		// Walks add a directory's files mostly in key order: fill pages
-		// before splitting them.
-		files.FillPercent = 0.9
-		dups := tx.Bucket(bucketDups)
-		for i := range cands {
-			c := &cands[i]
-			key := Key{SourceID: c.SourceID, SHA256: c.SHA256}
-			kb := key.bytes()
-			exists := claims.Get(kb) != nil
-			if c.Identity != nil {
-				fk := fileKey(c.SourceID, c.Path)
-				sameContent := false
-				if old := files.Get(fk); old != nil {
-					if r, err := decodeFile(old); err == nil && r.SHA256 == c.SHA256 {
-						sameContent = true
-					}
-				}
-				if err := files.Put(fk, encodeFile(FileRecord{Identity: *c.Identity, SHA256: c.SHA256})); err != nil {
-					return err
-				}
-				if sameContent && exists {
-					res[i] = ClaimKnown
-					continue
-				}
-			}
-			if c.Action {
-				if err := tx.Bucket(bucketActions).Put(actionKey(key, c.Path), []byte(c.Source)); err != nil {
-					return err
-				}
-			}
-			if exists {
-				n := be64(dups.Get([]byte(c.Source))) + 1
-				if err := dups.Put([]byte(c.Source), put64(n)); err != nil {
-					return err
-				}
-				res[i] = ClaimDuplicate
-				continue
-			}
-			it := Item{
-				Key: key, Source: c.Source, Status: Pending, NextAttempt: now,
-				Path: c.Path, Origin: c.Origin, FileName: c.FileName, Size: c.Size,
-				Received: c.Received, Created: now, Updated: now,
-			}
-			if err := putItem(tx, &it); err != nil {
-				return err
-			}
-			if err := enqueue(tx, key, now); err != nil {
-				return err
-			}
-			res[i] = ClaimNew
-			added = true
-		}
-		return nil
+		var err error
+		res, added, err = s.claimTx(tx, cands)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim %d files: %w", len(cands), err)
@@ -189,6 +137,68 @@ func (s *Store) Claim(cands []Candidate) ([]ClaimResult, error) {
 		s.signal()
 	}
 	return res, nil
+}
+
+// claimTx is Claim inside a transaction; added says a new item was queued.
+func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, error) {
+	now := s.now()
+	res := make([]ClaimResult, len(cands))
+	added := false
+	claims := tx.Bucket(bucketClaims)
+	files := tx.Bucket(bucketFiles)
+	// Walks add a directory's files mostly in key order: fill pages
+	// before splitting them.
+	files.FillPercent = 0.9
+	dups := tx.Bucket(bucketDups)
+	for i := range cands {
+		c := &cands[i]
+		key := Key{SourceID: c.SourceID, SHA256: c.SHA256}
+		kb := key.bytes()
+		exists := claims.Get(kb) != nil
+		if c.Identity != nil {
+			fk := fileKey(c.SourceID, c.Path)
+			sameContent := false
+			if old := files.Get(fk); old != nil {
+				if r, err := decodeFile(old); err == nil && r.SHA256 == c.SHA256 {
+					sameContent = true
+				}
+			}
+			if err := files.Put(fk, encodeFile(FileRecord{Identity: *c.Identity, SHA256: c.SHA256})); err != nil {
+				return nil, false, err
+			}
+			if sameContent && exists {
+				res[i] = ClaimKnown
+				continue
+			}
+		}
+		if c.Action {
+			if err := tx.Bucket(bucketActions).Put(actionKey(key, c.Path), []byte(c.Source)); err != nil {
+				return nil, false, err
+			}
+		}
+		if exists {
+			n := be64(dups.Get([]byte(c.Source))) + 1
+			if err := dups.Put([]byte(c.Source), put64(n)); err != nil {
+				return nil, false, err
+			}
+			res[i] = ClaimDuplicate
+			continue
+		}
+		it := Item{
+			Key: key, Source: c.Source, Status: Pending, NextAttempt: now,
+			Path: c.Path, Origin: c.Origin, FileName: c.FileName, Size: c.Size,
+			Received: c.Received, Created: now, Updated: now,
+		}
+		if err := putItem(tx, &it); err != nil {
+			return nil, false, err
+		}
+		if err := enqueue(tx, key, now); err != nil {
+			return nil, false, err
+		}
+		res[i] = ClaimNew
+		added = true
+	}
+	return res, added, nil
 }
 
 // ForgetFile drops the remembered identity of a folder file, so that the

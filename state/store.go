@@ -21,6 +21,10 @@
 //	  source name                     → uint64
 //	actions                           after-actions still to do (schema 2)
 //	  sourceID 0x00 sha256[32] path   → source name
+//	cursors                           how far each mail folder was read (schema 3)
+//	  account 0x00 mailbox            → uidvalidity[4] last uid[4]
+//	messages                          messages waiting for their after-action (schema 3)
+//	  account 0x00 mailbox 0x00 uidvalidity[4] uid[4] → (len[1] sourceID sha256[32])*
 //
 // An item is in exactly one of: the queue (pending, waiting for its due
 // time), leased (pending, handed to a worker), or neither (uploaded or
@@ -45,23 +49,26 @@ import (
 )
 
 // SchemaVersion is the layout version this package reads and writes.
-// Version 2 added the actions bucket; Open upgrades a version 1 database.
-const SchemaVersion = 2
+// Version 2 added the actions bucket, version 3 the cursors and messages
+// buckets of mailbox sources; Open upgrades an older database.
+const SchemaVersion = 3
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
 
 var (
-	bucketMeta    = []byte("meta")
-	bucketClaims  = []byte("claims")
-	bucketQueue   = []byte("queue")
-	bucketLeased  = []byte("leased")
-	bucketFiles   = []byte("files")
-	bucketDups    = []byte("dups")
-	bucketActions = []byte("actions")
-	keySchema     = []byte("schema")
+	bucketMeta     = []byte("meta")
+	bucketClaims   = []byte("claims")
+	bucketQueue    = []byte("queue")
+	bucketLeased   = []byte("leased")
+	bucketFiles    = []byte("files")
+	bucketDups     = []byte("dups")
+	bucketActions  = []byte("actions")
+	bucketCursors  = []byte("cursors")
+	bucketMessages = []byte("messages")
+	keySchema      = []byte("schema")
 
-	allBuckets = [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups, bucketActions}
+	allBuckets = [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups, bucketActions, bucketCursors, bucketMessages}
 )
 
 // ErrLocked is returned by Open when another process holds the database.
@@ -187,8 +194,9 @@ func migrate(tx *bolt.Tx, from uint32) error {
 	if from < 1 {
 		return fmt.Errorf("unknown schema version %d", from)
 	}
-	if from < 2 {
-		if _, err := tx.CreateBucketIfNotExists(bucketActions); err != nil {
+	for _, b := range [][]byte{bucketActions, bucketCursors, bucketMessages} {
+		// Versions 2 and 3 only added buckets.
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
 	}

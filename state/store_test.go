@@ -101,7 +101,7 @@ func TestOpenRejectsBadFiles(t *testing.T) {
 		{foreign, "not a cvfeed state database"},
 		{junk, "is it a cvfeed state file?"},
 		{trunc, "is it a cvfeed state file?"},
-		{newer, "schema version 3, this cvfeed reads version 2: it is older"},
+		{newer, fmt.Sprintf("schema version %d, this cvfeed reads version %d: it is older", SchemaVersion+1, SchemaVersion)},
 	} {
 		s, err := Open(tc.path, &Options{LockTimeout: 100 * time.Millisecond})
 		if err == nil {
