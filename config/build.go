@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -29,13 +30,18 @@ func (r *reader) config(raw *rawConfig) Config {
 		cfg.ShutdownTimeout = d
 	}
 	cfg.API = r.api(&raw.API, cfg.API)
-	if len(raw.Folder) == 0 {
-		r.probs.missing("folder", "at least one [[folder]] is required")
+	if len(raw.Folder) == 0 && len(raw.Mailbox) == 0 {
+		r.probs.missing("folder", "at least one [[folder]] or [[mailbox]] is required")
 	}
 	for i := range raw.Folder {
 		cfg.Folders = append(cfg.Folders, r.folder(fmt.Sprintf("folder[%d]", i), &raw.Folder[i], cfg.API.Flavor))
 	}
+	for i := range raw.Mailbox {
+		cfg.Mailboxes = append(cfg.Mailboxes, r.mailbox(fmt.Sprintf("mailbox[%d]", i), &raw.Mailbox[i], cfg.API.Flavor))
+	}
 	r.crossFolders(cfg.Folders)
+	r.crossMailboxes(cfg.Mailboxes)
+	r.crossNames(cfg.Folders, cfg.Mailboxes)
 	if s, ok := r.str("http.listen", raw.HTTP.Listen); ok {
 		r.listen("http.listen", s)
 		cfg.HTTP.Listen = s
@@ -108,26 +114,11 @@ func (r *reader) apiURL(key, s string) string {
 // folder reads one [[folder]] over the folder defaults; key is folder[i].
 func (r *reader) folder(key string, raw *rawFolder, flavor string) Folder {
 	f := defaultFolder()
-	if s, ok := r.required(key+".name", raw.Name); ok {
-		switch {
-		case len(s) > 64:
-			r.probs.addf(key+".name", "longer than 64 characters")
-		case !folderName.MatchString(s):
-			r.probs.addf(key+".name", "%q is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit", s)
-		default:
-			f.Name = s
-		}
-	}
+	f.Name = r.sourceName(key+".name", raw.Name)
 	if s, ok := r.required(key+".path", raw.Path); ok {
 		f.Path = r.resolve(s)
 	}
-	if s, ok := r.required(key+".source_id", raw.SourceID); ok {
-		if flavor == flavorRiminder && !hex40.MatchString(s) {
-			r.probs.addf(key+".source_id", "%q is not 40 hexadecimal characters", s)
-		} else {
-			f.SourceID = s
-		}
-	}
+	f.SourceID = r.sourceID(key+".source_id", raw.SourceID, flavor)
 	if b, ok := r.boolean(key+".recursive", raw.Recursive); ok {
 		f.Recursive = b
 	}
@@ -176,6 +167,37 @@ func (r *reader) folder(key string, raw *rawFolder, flavor string) Folder {
 		f.TrainingMetadata = append(f.TrainingMetadata, tm)
 	}
 	return f
+}
+
+// sourceName reads the required name of a folder or mailbox; "" if it was
+// reported.
+func (r *reader) sourceName(key string, v rawValue) string {
+	s, ok := r.required(key, v)
+	switch {
+	case !ok:
+		return ""
+	case len(s) > 64:
+		r.probs.addf(key, "longer than 64 characters")
+		return ""
+	case !folderName.MatchString(s):
+		r.probs.addf(key, "%q is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit", s)
+		return ""
+	}
+	return s
+}
+
+// sourceID reads the required source_id of a folder or mailbox: 40 hex
+// digits for the riminder flavor. "" if it was reported.
+func (r *reader) sourceID(key string, v rawValue, flavor string) string {
+	s, ok := r.required(key, v)
+	if !ok {
+		return ""
+	}
+	if flavor == flavorRiminder && !hex40.MatchString(s) {
+		r.probs.addf(key, "%q is not 40 hexadecimal characters", s)
+		return ""
+	}
+	return s
 }
 
 // globs reads an array of path.Match patterns.
@@ -244,19 +266,42 @@ func (r *reader) training(key string, raw *rawTraining) TrainingMetadata {
 	return tm
 }
 
-// crossFolders checks what involves several folders: unique names, and no
-// two folders uploading the same files under the same source.
+// crossFolders checks that no two folders upload the same files under
+// the same source.
 func (r *reader) crossFolders(folders []Folder) {
 	for i, f := range folders {
-		if j := slices.IndexFunc(folders[:i], func(g Folder) bool {
-			return f.Name != "" && f.Name == g.Name
-		}); j >= 0 {
-			r.probs.addf(fmt.Sprintf("folder[%d].name", i), "%q is already the name of folder[%d]", f.Name, j)
-		}
 		if j := slices.IndexFunc(folders[:i], func(g Folder) bool {
 			return f.Path != "" && f.Path == g.Path && f.SourceID != "" && strings.EqualFold(f.SourceID, g.SourceID)
 		}); j >= 0 {
 			r.probs.addf(fmt.Sprintf("folder[%d].path", i), "same path and source_id as folder[%d]: files would be uploaded twice", j)
+		}
+	}
+}
+
+// crossNames checks that the names of folders and mailboxes, which share
+// the namespace of source names, are unique. Of two sources with one name,
+// the later one in the file is reported.
+func (r *reader) crossNames(folders []Folder, mailboxes []Mailbox) {
+	type source struct {
+		key, name string // key is folder[i] or mailbox[i]
+		order     int
+	}
+	var sources []source
+	add := func(key, name string) {
+		if name != "" {
+			sources = append(sources, source{key, name, r.probs.pos.order(key + ".name")})
+		}
+	}
+	for i, f := range folders {
+		add(fmt.Sprintf("folder[%d]", i), f.Name)
+	}
+	for i, m := range mailboxes {
+		add(fmt.Sprintf("mailbox[%d]", i), m.Name)
+	}
+	slices.SortStableFunc(sources, func(a, b source) int { return cmp.Compare(a.order, b.order) })
+	for i, s := range sources {
+		if j := slices.IndexFunc(sources[:i], func(t source) bool { return t.name == s.name }); j >= 0 {
+			r.probs.addf(s.key+".name", "%q is already the name of %s", s.name, sources[j].key)
 		}
 	}
 }

@@ -5,15 +5,25 @@
 // and validates every value. Errors name the file, the key path
 // (folder[1].settle) and, where the TOML decoder gives it, the line.
 //
+// Sources are [[folder]] and [[mailbox]] tables; at least one is required,
+// and their names are unique across both kinds.
+//
 // Relative paths in the file (state_dir, folder paths, done_dir, failed_dir,
-// api_key_file) are resolved against the directory of the config file, so
-// cvfeed behaves the same whatever its working directory is.
+// a mailbox's ca_file, and the secret files api_key_file, password_file,
+// client_secret_file and refresh_token_file) are resolved against the
+// directory of the config file, so cvfeed behaves the same whatever its
+// working directory is. A secret file given as a bare name (no slash) is
+// looked up first in $CREDENTIALS_DIRECTORY (systemd's LoadCredential=).
+// Secrets (Secret values) never appear in errors, nor in fmt, slog or JSON
+// output.
 package config
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -28,7 +38,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	API             API
 	Folders         []Folder
-	HTTP            HTTP
+	// Mailboxes are the [[mailbox]] sources. Folder and mailbox names
+	// share one namespace, the source names.
+	Mailboxes []Mailbox
+	HTTP      HTTP
 }
 
 // API configures the Riminder client and the upload pool.
@@ -181,6 +194,22 @@ type OAuth2 struct {
 	ClientSecret Secret
 	RefreshToken Secret
 	Scopes       []string
+}
+
+// Format implements fmt.Formatter so that the secrets print as the
+// placeholder whatever the verb. Without it, a verb such as %s on a
+// Mailbox or a Config reaches this pointer as a bad verb, and fmt then
+// prints the table in its error text without calling Secret.Format. It
+// prints the fields as fmt would, the pointer at any depth as at the top
+// (&{...}, not an address).
+func (o *OAuth2) Format(f fmt.State, verb rune) {
+	type fields OAuth2 // the same fields, without this method
+	s := fmt.Sprintf(fmt.FormatString(f, verb), (*fields)(o))
+	if o == nil || verb == 'v' && f.Flag('#') {
+		// The type's name comes before any field value.
+		s = strings.Replace(s, reflect.TypeFor[fields]().String(), "config.OAuth2", 1)
+	}
+	io.WriteString(f, s)
 }
 
 // Values of Mailbox.Security.

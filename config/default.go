@@ -13,8 +13,8 @@ const (
 )
 
 // Default returns the configuration used for every key the file leaves
-// out. It has no folder; the defaults of a [[folder]] are applied to each
-// one the file declares. API.URL is empty because the file must set it.
+// out. It has no folder and no mailbox; the defaults of a [[folder]] or
+// [[mailbox]] are applied to each one the file declares. API.URL is empty because the file must set it.
 func Default() Config {
 	return Config{
 		StateDir:        "var",
@@ -42,5 +42,18 @@ func defaultFolder() Folder {
 		AfterUpload:    afterKeep,
 		Include:        DefaultInclude(),
 		MaxSize:        100 << 20,
+	}
+}
+
+// defaultMailbox returns the defaults of one [[mailbox]].
+func defaultMailbox() Mailbox {
+	return Mailbox{
+		Security:          SecurityTLS,
+		Folders:           []string{"INBOX"},
+		AfterUpload:       MailNone,
+		NoCVAction:        MailNone,
+		Accept:            AcceptCV,
+		MaxAttachmentSize: 25 << 20,
+		PollInterval:      time.Minute,
 	}
 }

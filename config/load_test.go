@@ -48,7 +48,7 @@ func TestParseWithoutPath(t *testing.T) {
 		t.Errorf("Parse(_, \"\") = File %q, StateDir %q; want \"\", %q", cfg.File, cfg.StateDir, filepath.Join(wd, "var"))
 	}
 	_, err = Parse([]byte("x = 1\n"), "", nil)
-	want := lines("line 1: x: unknown key", "api.url: required", "api.api_key: required (or api.api_key_file)", "folder: at least one [[folder]] is required")
+	want := lines("line 1: x: unknown key", "api.url: required", "api.api_key: required (or api.api_key_file)", "folder: at least one [[folder]] or [[mailbox]] is required")
 	if err == nil || err.Error() != want {
 		t.Errorf("Parse(x = 1) = %v, want %s", err, want)
 	}

@@ -130,6 +130,19 @@ func checkShape(tree map[string]any, probs *problems) bool {
 		_, good := tableArray(key, f["training_metadata"], probs)
 		ok = ok && good
 	}
+	mailboxes, good := tableArray("mailbox", tree["mailbox"], probs)
+	ok = ok && good
+	for i, m := range mailboxes {
+		key := fmt.Sprintf("mailbox[%d].training_metadata", i)
+		_, good := tableArray(key, m["training_metadata"], probs)
+		ok = ok && good
+		if v, found := m["oauth2"]; found {
+			if _, isTable := v.(map[string]any); !isTable {
+				probs.addf(fmt.Sprintf("mailbox[%d].oauth2", i), "expected a table ([mailbox.oauth2]), got %s", typeName(v))
+				ok = false
+			}
+		}
+	}
 	return ok
 }
 

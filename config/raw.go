@@ -25,11 +25,12 @@ func (r *rawValue) UnmarshalTOML(v any) error {
 
 // rawConfig is the shape of the file; its toml tags are the keys.
 type rawConfig struct {
-	StateDir        rawValue    `toml:"state_dir"`
-	ShutdownTimeout rawValue    `toml:"shutdown_timeout"`
-	API             rawAPI      `toml:"api"`
-	Folder          []rawFolder `toml:"folder"`
-	HTTP            rawHTTP     `toml:"http"`
+	StateDir        rawValue     `toml:"state_dir"`
+	ShutdownTimeout rawValue     `toml:"shutdown_timeout"`
+	API             rawAPI       `toml:"api"`
+	Folder          []rawFolder  `toml:"folder"`
+	Mailbox         []rawMailbox `toml:"mailbox"`
+	HTTP            rawHTTP      `toml:"http"`
 }
 
 type rawAPI struct {
@@ -72,13 +73,48 @@ type rawTraining struct {
 	RatingTimestamp rawValue `toml:"rating_timestamp"`
 }
 
+type rawMailbox struct {
+	Name              rawValue `toml:"name"`
+	Address           rawValue `toml:"address"`
+	Security          rawValue `toml:"security"`
+	CAFile            rawValue `toml:"ca_file"`
+	TLSServerName     rawValue `toml:"tls_server_name"`
+	Username          rawValue `toml:"username"`
+	Password          rawValue `toml:"password"`
+	PasswordFile      rawValue `toml:"password_file"`
+	Folders           rawValue `toml:"folders"`
+	SourceID          rawValue `toml:"source_id"`
+	AfterUpload       rawValue `toml:"after_upload"`
+	MoveTo            rawValue `toml:"move_to"`
+	NoCVAction        rawValue `toml:"no_cv_action"`
+	Accept            rawValue `toml:"accept"`
+	MaxAttachmentSize rawValue `toml:"max_attachment_size"`
+	Since             rawValue `toml:"since"`
+	From              rawValue `toml:"from"`
+	Subject           rawValue `toml:"subject"`
+	PollInterval      rawValue `toml:"poll_interval"`
+	// OAuth2 is nil unless the file has a [mailbox.oauth2] table.
+	OAuth2           *rawOAuth2    `toml:"oauth2"`
+	TrainingMetadata []rawTraining `toml:"training_metadata"`
+}
+
+type rawOAuth2 struct {
+	TokenURL         rawValue `toml:"token_url"`
+	ClientID         rawValue `toml:"client_id"`
+	ClientSecret     rawValue `toml:"client_secret"`
+	ClientSecretFile rawValue `toml:"client_secret_file"`
+	RefreshToken     rawValue `toml:"refresh_token"`
+	RefreshTokenFile rawValue `toml:"refresh_token_file"`
+	Scopes           rawValue `toml:"scopes"`
+}
+
 type rawHTTP struct {
 	Listen rawValue `toml:"listen"`
 }
 
 // schema returns every key of rawConfig, dotted and without indices
 // ("folder.training_metadata.stage"), mapped to whether it is a table
-// (or array of tables); the root is "".
+// (an optional one, a pointer, or an array of tables); the root is "".
 func schema() map[string]bool {
 	keys := map[string]bool{"": true}
 	var walk func(prefix string, t reflect.Type)
@@ -86,7 +122,7 @@ func schema() map[string]bool {
 		for f := range t.Fields() {
 			name := prefix + f.Tag.Get("toml")
 			ft := f.Type
-			if ft.Kind() == reflect.Slice {
+			if ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
 				ft = ft.Elem()
 			}
 			table := ft != reflect.TypeFor[rawValue]()

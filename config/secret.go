@@ -12,58 +12,66 @@ import (
 // apiKey reads the API key from api_key or api_key_file, exactly one of
 // which must be set; the sandbox needs neither. Errors never show the key.
 func (r *reader) apiKey(raw *rawAPI, sandbox bool) Secret {
-	var key string
+	key, set := r.secret("api.api_key", raw.APIKey, "api.api_key_file", raw.APIKeyFile, "key")
 	switch {
-	case raw.APIKey.set && raw.APIKeyFile.set:
-		r.probs.addf("api.api_key_file", "cannot be used with api.api_key: set only one")
-		return ""
-	case raw.APIKey.set:
-		s, ok := r.str("api.api_key", raw.APIKey)
-		if !ok {
-			return ""
-		}
-		if s == "" {
-			r.probs.addf("api.api_key", "empty")
-			return ""
-		}
-		key = s
-	case raw.APIKeyFile.set:
-		name, ok := r.str("api.api_key_file", raw.APIKeyFile)
-		if !ok {
-			return ""
-		}
-		if name == "" {
-			r.probs.addf("api.api_key_file", "must not be empty")
-			return ""
-		}
-		s, err := r.keyFile(name)
-		if err != nil {
-			r.probs.add("api.api_key_file", err)
-			return ""
-		}
-		key = s
+	case set:
+		return key
 	case sandbox:
 		return Secret(SandboxURL)
 	default:
 		r.probs.missing("api.api_key", "required (or api.api_key_file)")
 		return ""
 	}
-	if strings.ContainsFunc(key, unicode.IsControl) {
-		r.probs.addf(keySource(raw), "the key contains a control character")
-		return ""
-	}
-	return Secret(key)
 }
 
-// keySource names the key the API key came from.
-func keySource(raw *rawAPI) string {
-	if raw.APIKeyFile.set {
-		return "api.api_key_file"
+// secret reads a secret given either as the value of key (${VAR}
+// expanded) or in the file named by fileKey (see keyFile); at most one of
+// the two may be set. set reports whether either is, even when a problem
+// was reported and the secret is empty. what names the secret in
+// messages, which never show its value.
+func (r *reader) secret(key string, v rawValue, fileKey string, fv rawValue, what string) (s Secret, set bool) {
+	var val, from string
+	switch {
+	case v.set && fv.set:
+		r.probs.addf(fileKey, "cannot be used with %s: set only one", key)
+		return "", true
+	case v.set:
+		s, ok := r.str(key, v)
+		if !ok {
+			return "", true
+		}
+		if s == "" {
+			r.probs.addf(key, "empty")
+			return "", true
+		}
+		val, from = s, key
+	case fv.set:
+		name, ok := r.str(fileKey, fv)
+		if !ok {
+			return "", true
+		}
+		if name == "" {
+			r.probs.addf(fileKey, "must not be empty")
+			return "", true
+		}
+		s, err := r.keyFile(name)
+		if err != nil {
+			r.probs.add(fileKey, err)
+			return "", true
+		}
+		val, from = s, fileKey
+	default:
+		return "", false
 	}
-	return "api.api_key"
+	if strings.ContainsFunc(val, unicode.IsControl) {
+		r.probs.addf(from, "the %s contains a control character", what)
+		return "", true
+	}
+	return Secret(val), true
 }
 
-// keyFile reads the API key from a file, trailing white space removed. A
+// keyFile reads a secret (the API key, a password, a token) from a file,
+// trailing white space removed. A
 // bare name (no slash) is looked up first in $CREDENTIALS_DIRECTORY, where
 // systemd's LoadCredential= puts it, then beside the config file.
 func (r *reader) keyFile(name string) (string, error) {
