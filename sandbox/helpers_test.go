@@ -88,6 +88,7 @@ type apiResponse struct {
 	header  http.Header
 	Code    int             `json:"code"`
 	Message string          `json:"message"`
+	Meta    json.RawMessage `json:"meta"` // HrFlow lists only
 	Data    json.RawMessage `json:"data"`
 }
 
@@ -96,16 +97,24 @@ type apiResponse struct {
 // HTTP status.
 func do(t *testing.T, method, url, key, contentType string, body io.Reader) apiResponse {
 	t.Helper()
+	h := http.Header{}
+	if key != "" {
+		h.Set("X-API-Key", key)
+	}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return doHeader(t, method, url, h, body)
+}
+
+// doHeader is do with the request headers given as they go on the wire.
+func doHeader(t *testing.T, method, url string, h http.Header, body io.Reader) apiResponse {
+	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
+	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)

@@ -20,6 +20,7 @@ type reply struct {
 	status  int
 	message string
 	data    any
+	meta    any // HrFlow list paging; nil leaves "meta" out
 	header  http.Header
 }
 
@@ -27,6 +28,7 @@ type reply struct {
 type envelope struct {
 	Code    int    `json:"code"`
 	Message string `json:"message"`
+	Meta    any    `json:"meta,omitempty"`
 	Data    any    `json:"data"`
 }
 
@@ -40,9 +42,9 @@ func fail(status int, message string) reply {
 
 func badRequest(message string) reply { return fail(http.StatusBadRequest, message) }
 
-// riminderRoutes is the Riminder v1.0 route table: path, then method. The
-// HrFlow v1 paths would go in the same table under /v1/.
-func (s *Server) riminderRoutes() map[string]map[string]handler {
+// routeTable is the route table: path, then method. The Riminder v1.0 paths
+// are at the root, the HrFlow v1 paths under hrflowPrefix.
+func (s *Server) routeTable() map[string]map[string]handler {
 	return map[string]map[string]handler{
 		"/profile":       {http.MethodGet: s.getProfile, http.MethodPost: s.postProfile},
 		"/profiles":      {http.MethodGet: s.getProfiles},
@@ -51,7 +53,24 @@ func (s *Server) riminderRoutes() map[string]map[string]handler {
 		"/filters":       {http.MethodGet: s.getFilters},
 		"/filter":        {http.MethodGet: s.getFilter},
 		"/webhook/check": {http.MethodPost: s.checkWebhook},
+
+		hrflowPrefix + "profile/parsing/file": {http.MethodPost: s.postParsingFile},
+		hrflowPrefix + "profile/indexing":     {http.MethodGet: s.getIndexing},
+		hrflowPrefix + "profile/parsing":      {http.MethodGet: s.getParsing},
+		hrflowPrefix + "sources":              {http.MethodGet: s.getHrFlowSources},
+		hrflowPrefix + "source":               {http.MethodGet: s.getHrFlowSource},
+		hrflowPrefix + "webhook/check":        {http.MethodPost: s.checkHrFlowWebhook},
 	}
+}
+
+// hrflowPrefix is where the HrFlow v1 API is served: a client's base URL
+// is http://HOST:PORT/v1, as https://api.hrflow.ai/v1 is the real one's.
+const hrflowPrefix = "/v1/"
+
+// isUpload reports whether r is a file upload of either API: the requests
+// where an injected 5xx or reset may come after the upload was recorded.
+func isUpload(r *http.Request) bool {
+	return r.Method == http.MethodPost && (r.URL.Path == "/profile" || r.URL.Path == hrflowPrefix+"profile/parsing/file")
 }
 
 // ServeHTTP serves the API and the /_sandbox/ test endpoints.
@@ -69,8 +88,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !sleepCtx(r.Context(), s.opts.Latency) {
 		return // the client went away
 	}
-	upload := r.Method == http.MethodPost && r.URL.Path == "/profile"
-	d := s.faults.draw(upload)
+	d := s.faults.draw(isUpload(r))
 	if d.hit && !d.after {
 		s.inject(w, r, d.fault)
 		return
@@ -102,31 +120,38 @@ func (s *Server) dispatch(r *http.Request) reply {
 		return rep
 	}
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
-	if rep, allowed := s.authorize(r.Header.Get("X-Api-Key"), write); !allowed {
+	if rep, allowed := s.authorize(r, write); !allowed {
 		return rep
 	}
 	return h(r)
 }
 
-// authorize checks the X-API-Key value for the permission a request needs:
-// write for POST, read for GET.
-func (s *Server) authorize(key string, write bool) (reply, bool) {
+// authorize checks the X-API-Key header (any case) for the permission a
+// request needs: write for POST, read for GET. The HrFlow paths also need
+// X-USER-EMAIL, checked once the key is known and before its permission.
+func (s *Server) authorize(r *http.Request, write bool) (reply, bool) {
 	perm := "read"
 	if write {
 		perm = "write"
 	}
+	key := r.Header.Get("X-Api-Key")
 	// The real API echoes the key in the message; so do we, and the client
 	// is the one that must redact it.
 	unauthorized := fail(http.StatusUnauthorized, "Unauthorized. Invalid secret key: "+key+" for permission: "+perm)
 	if key == "" {
 		return unauthorized, false
 	}
-	if len(s.keys) == 0 {
-		return reply{}, true
+	k := Key{Value: key, Read: true, Write: true}
+	if len(s.keys) > 0 {
+		var found bool
+		if k, found = s.keys[key]; !found {
+			return unauthorized, false
+		}
 	}
-	k, found := s.keys[key]
-	if !found {
-		return unauthorized, false
+	if strings.HasPrefix(r.URL.Path, hrflowPrefix) {
+		if rep, ok := checkUserEmail(r.Header.Get("X-User-Email")); !ok {
+			return rep, false
+		}
 	}
 	if (write && !k.Write) || (!write && !k.Read) {
 		return fail(http.StatusForbidden, "Forbidden. This secret key has no "+perm+" permission"), false
@@ -139,7 +164,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rep reply) {
 	for k, v := range rep.header {
 		w.Header()[k] = v
 	}
-	writeJSON(w, rep.status, envelope{Code: rep.status, Message: rep.message, Data: rep.data})
+	writeJSON(w, rep.status, envelope{Code: rep.status, Message: rep.message, Meta: rep.meta, Data: rep.data})
 	s.count(strconv.Itoa(rep.status))
 	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rep.status)
 }

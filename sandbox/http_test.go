@@ -19,7 +19,12 @@ func TestRoutingAndContentType(t *testing.T) {
 	}{
 		{"GET", "/nope", "secret", 404, ""},
 		{"GET", "/profile/", "secret", 404, ""},
-		{"GET", "/v1/profile/parsing/file", "secret", 404, ""},
+		{"GET", "/v1/profile/parsing/file", "secret", 405, "POST"},
+		{"GET", "/v1/profile", "secret", 404, ""},
+		{"GET", "/v1/filters", "secret", 404, ""},
+		{"GET", "/v1.0/sources", "secret", 404, ""},
+		{"POST", "/v1/sources", "secret", 405, "GET"},
+		{"GET", "/v1/webhook/check", "secret", 405, "POST"},
 		{"DELETE", "/profile", "secret", 405, "GET, POST"},
 		{"POST", "/sources", "secret", 405, "GET"},
 		{"GET", "/webhook/check", "secret", 405, "POST"},

@@ -25,6 +25,7 @@ func (s *Server) Profiles() []Profile {
 	out := make([]Profile, len(s.profiles))
 	for i, p := range s.profiles {
 		p.TrainingMetadata = bytes.Clone(p.TrainingMetadata)
+		p.tags, p.metadatas = bytes.Clone(p.tags), bytes.Clone(p.metadatas)
 		if p.TimestampReception != nil {
 			ts := *p.TimestampReception
 			p.TimestampReception = &ts

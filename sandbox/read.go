@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // profileView is the data of GET /profile. The sandbox does not parse
@@ -164,18 +165,23 @@ type sourceView struct {
 
 func sourceName(id string) string { return "sandbox " + id[:min(8, len(id))] }
 
-// sourceViewLocked describes source id; s.mu must be held.
-func (s *Server) sourceViewLocked(id string) sourceView {
-	created := s.started
-	if s.sources == nil { // open mode: created by its first upload
+// created is when source id came to be: the sandbox's start with a source
+// list, else (open mode) its first upload; s.mu must be held.
+func (s *Server) created(id string) time.Time {
+	if s.sources == nil {
 		for _, seen := range s.seen {
 			if seen.id == id {
-				created = seen.created
+				return seen.created
 			}
 		}
 	}
+	return s.started
+}
+
+// sourceViewLocked describes source id; s.mu must be held.
+func (s *Server) sourceViewLocked(id string) sourceView {
 	return sourceView{SourceID: id, Name: sourceName(id), Type: "api",
-		CountSource: s.counts[id], DateCreation: newPHPDate(created)}
+		CountSource: s.counts[id], DateCreation: newPHPDate(s.created(id))}
 }
 
 // getSources handles GET /sources: Options.Sources, or in open mode every

@@ -163,6 +163,9 @@ func TestSourcesAndFilters(t *testing.T) {
 		if got := ids(t, r, "source_id"); r.status != 200 || !slices.Equal(got, []string{srcA, srcB}) {
 			t.Fatalf("GET /sources = %d %v", r.status, got)
 		}
+		if r.Meta != nil {
+			t.Errorf("GET /sources has meta %s; only the HrFlow list has one", r.Meta)
+		}
 		var l list
 		decode(t, r.Data, &l)
 		if got, want := keysOf(t, []byte(mustJSON(t, l[0]))), sorted("source_id", "name", "type", "archive", "count_source", "date_creation"); !slices.Equal(got, want) {

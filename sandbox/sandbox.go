@@ -1,12 +1,20 @@
-// Package sandbox is a local fake of the Riminder v1.0 API, for tests, the
-// benchmark and the quickstart.
+// Package sandbox is a local fake of the Riminder v1.0 API and of its
+// successor HrFlow v1, for tests, the benchmark and the quickstart.
 //
 // It follows riminder-api.md on its own and shares no code with cvfeed's
 // client, so that a bug in one is caught by the other. It serves the v1.0
 // paths at its root (POST /profile, GET /profile, /profiles, /sources,
 // /source, /filters, /filter, POST /webhook/check) with the JSON envelope
 // {code, message, data}, Content-Type exactly application/json and dates as
-// PHP DateTime objects.
+// PHP DateTime objects; and the HrFlow v1 paths under /v1/ (POST
+// /v1/profile/parsing/file, GET /v1/profile/indexing, /v1/profile/parsing,
+// /v1/sources, /v1/source, POST /v1/webhook/check), which also want
+// X-USER-EMAIL and write dates in ISO 8601. Both sets share one store: a
+// HrFlow source key is a source id, a reference is unique in its source
+// whichever API stored it, and /_sandbox/profiles lists uploads of both
+// (for a /v1 upload: source_id is the source key, profile_reference the
+// reference, training_metadata the labels array as received, and
+// timestamp_reception created_at in Unix seconds).
 //
 // Uploads are streamed: the file part is hashed (and, with Options.Dir,
 // written to a temporary file) while it is read, so memory per upload is
@@ -39,9 +47,11 @@ type Options struct {
 	// Keys are the accepted API keys. Empty: any non-empty key is accepted
 	// with both permissions.
 	Keys []Key
-	// Sources are the existing source ids. Empty: any 40-hex id is a source.
+	// Sources are the existing source ids (HrFlow: source keys). Empty:
+	// any 40-hex id is a source.
 	Sources []string
-	// Filters are the existing filter references. Empty: any non-empty
+	// Filters are the existing filter references, which are also the
+	// job references HrFlow labels may name. Empty: any non-empty
 	// reference exists.
 	Filters []string
 	// Dir, when set, receives each accepted file as Dir/<sha256>. Empty:
@@ -241,7 +251,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.hooks = newWebhooks(opts.WebhookURL, opts.WebhookSecret, s.log)
 	}
-	s.routes = s.riminderRoutes()
+	s.routes = s.routeTable()
 	return s, nil
 }
 

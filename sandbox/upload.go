@@ -32,9 +32,16 @@ type Profile struct {
 	TrainingMetadata   json.RawMessage `json:"training_metadata"`
 	TimestampReception *int64          `json:"timestamp_reception"` // Unix seconds, nil when absent
 	ReceivedAt         time.Time       `json:"received_at"`
-	// FileID and ProfileID are the ids the API gave out (40 hex).
+	// FileID and ProfileID are the ids the API gave out (40 hex). An
+	// HrFlow upload's profile key is its ProfileID.
 	FileID    string `json:"-"`
 	ProfileID string `json:"-"`
+
+	// hrflow marks an upload through /v1/profile/parsing/file: its
+	// TrainingMetadata holds HrFlow labels, and tags and metadatas are
+	// kept (compacted, [] when none) for GET /v1/profile/indexing.
+	hrflow          bool
+	tags, metadatas json.RawMessage
 }
 
 // reception is the profile's date_reception: the timestamp_reception sent
@@ -51,6 +58,15 @@ const (
 	maxField    = 4 << 10
 	maxMetadata = 1 << 20
 )
+
+// riminderFields are the text fields POST /profile reads, with their size
+// limits; other fields are read and dropped.
+var riminderFields = map[string]int64{
+	"source_id":           maxField,
+	"profile_reference":   maxField,
+	"timestamp_reception": maxField,
+	"training_metadata":   maxMetadata,
+}
 
 // uploadForm is what was read from a POST /profile body. Text fields take
 // the last value sent, as PHP does for repeated names.
@@ -76,7 +92,7 @@ func (s *Server) postProfile(r *http.Request) reply {
 	if err != nil {
 		return badRequest("Invalid request: a multipart/form-data body is required")
 	}
-	form, err := s.readForm(mr)
+	form, err := s.readForm(mr, riminderFields)
 	defer form.cleanup()
 	if errors.Is(err, errStorage) {
 		s.log.Error("store upload", "err", err)
@@ -118,7 +134,7 @@ func (s *Server) postProfile(r *http.Request) reply {
 		FileID:             randomID(),
 		ProfileID:          randomID(),
 	}
-	if rep, accepted := s.record(&p, form.file, entries); !accepted {
+	if rep, accepted := s.record(&p, form.file, entries, "profile_reference already exists"); !accepted {
 		return rep
 	}
 	s.log.Debug("upload accepted", "source_id", p.SourceID, "profile_reference", p.ProfileReference,
@@ -139,14 +155,19 @@ func (s *Server) postProfile(r *http.Request) reply {
 // record checks the reference is new in its source and stores the profile,
 // all under the lock, which is held only now that the body has been read.
 // With Dir, the temporary file is renamed to Dir/<sha256> inside the same
-// critical section, so a rejected upload never leaves a file.
-func (s *Server) record(p *Profile, f *receivedFile, entries []metaEntry) (reply, bool) {
+// critical section, so a rejected upload never leaves a file. A reference
+// already in the source gets a 400 with dupMessage.
+//
+// Both APIs share the one store: the sandbox is one account seen through
+// two API generations, a HrFlow source key is a Riminder source id, and a
+// reference is unique in its source whichever API stored it.
+func (s *Server) record(p *Profile, f *receivedFile, entries []metaEntry, dupMessage string) (reply, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := refKey{p.SourceID, p.ProfileReference}
 	if p.ProfileReference != "" {
 		if _, dup := s.byRef[key]; dup {
-			return badRequest("profile_reference already exists"), false
+			return badRequest(dupMessage), false
 		}
 	}
 	if f.tmp != "" {
@@ -186,10 +207,11 @@ func (s *Server) record(p *Profile, f *receivedFile, entries []metaEntry) (reply
 	return reply{}, true
 }
 
-// readForm reads the body part by part. Fields may come before or after the
+// readForm reads the body part by part: the file part, and the text fields
+// named in fields (name → size limit). Fields may come before or after the
 // file. The whole body is consumed before validation, so the rejection does
 // not depend on the order of the parts.
-func (s *Server) readForm(mr *multipart.Reader) (*uploadForm, error) {
+func (s *Server) readForm(mr *multipart.Reader, fields map[string]int64) (*uploadForm, error) {
 	form := &uploadForm{fields: make(map[string]string)}
 	for {
 		part, err := mr.NextPart()
@@ -199,7 +221,7 @@ func (s *Server) readForm(mr *multipart.Reader) (*uploadForm, error) {
 		if err != nil {
 			return form, rejectf("Invalid multipart body: %v", err)
 		}
-		err = s.readPart(form, part)
+		err = s.readPart(form, part, fields)
 		part.Close()
 		if err != nil {
 			return form, err
@@ -207,10 +229,11 @@ func (s *Server) readForm(mr *multipart.Reader) (*uploadForm, error) {
 	}
 }
 
-func (s *Server) readPart(form *uploadForm, part *multipart.Part) error {
+func (s *Server) readPart(form *uploadForm, part *multipart.Part, fields map[string]int64) error {
 	name := part.FormName()
-	switch name {
-	case "file":
+	limit, wanted := fields[name]
+	switch {
+	case name == "file":
 		filename := rawFileName(part)
 		if filename == "" {
 			// Without a filename PHP sees a plain field, not a file.
@@ -226,11 +249,7 @@ func (s *Server) readPart(form *uploadForm, part *multipart.Part) error {
 			form.file = f
 		}
 		return err
-	case "source_id", "profile_reference", "timestamp_reception", "training_metadata":
-		limit := int64(maxField)
-		if name == "training_metadata" {
-			limit = maxMetadata
-		}
+	case wanted:
 		b, err := io.ReadAll(io.LimitReader(part, limit+1))
 		if err != nil {
 			return readErr(err)

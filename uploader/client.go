@@ -1,7 +1,8 @@
-// Package uploader sends CVs to the Riminder API: a client for the API
-// (riminder-api.md) and a bounded worker pool that takes pending items from
-// state, uploads them with retry, backoff and a rate limit, and records every
-// outcome.
+// Package uploader sends CVs to the Riminder API: a client for each API
+// flavour (riminder-api.md: Client for Riminder v1.0, HrFlowClient for its
+// successor HrFlow v1) and a bounded worker pool that takes pending items
+// from state, uploads them with retry, backoff and a rate limit, and
+// records every outcome.
 package uploader
 
 import (
@@ -22,15 +23,7 @@ import (
 
 // Client talks to the Riminder v1.0 API. It is safe for concurrent use.
 type Client struct {
-	// boundaryBase is random per client; a counter makes each request's
-	// boundary unique without asking the kernel for randomness each time.
-	boundaryBase string
-	boundaryN    atomic.Uint64
-	base         string
-	key          string
-	hc           *http.Client
-	timeout      time.Duration
-	agent        string
+	conn
 }
 
 // ClientOptions configures NewClient.
@@ -53,42 +46,80 @@ type ClientOptions struct {
 
 // NewClient returns a client. It does no I/O.
 func NewClient(o ClientOptions) (*Client, error) {
-	u, err := url.Parse(o.BaseURL)
+	c := &Client{}
+	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
+		transport: o.Transport, agent: o.UserAgent})
+	if err != nil {
+		return nil, err
+	}
+	c.auth = func(h http.Header) { h.Set("X-API-Key", c.key) }
+	return c, nil
+}
+
+// conn is what both API flavours share: the HTTP client and its transport,
+// the base URL and key, multipart boundaries, and the reading of answers
+// into the envelope or a typed *APIError.
+type conn struct {
+	// boundaryBase is random per client; a counter makes each request's
+	// boundary unique without asking the kernel for randomness each time.
+	boundaryBase string
+	boundaryN    atomic.Uint64
+	base         string
+	key          string
+	hc           *http.Client
+	timeout      time.Duration
+	agent        string
+	// auth sets the flavour's authentication headers.
+	auth func(http.Header)
+	// bodyCode makes an error code in the envelope of a 2xx answer an
+	// *APIError: a server that answers HTTP 200 with {"code":400} has not
+	// accepted the request (used by the HrFlow flavour).
+	bodyCode bool
+}
+
+type connOptions struct {
+	base, key, agent string
+	timeout          time.Duration
+	maxConns         int
+	transport        http.RoundTripper
+}
+
+// init checks o and sets c up. It does no I/O.
+func (c *conn) init(o connOptions) error {
+	u, err := url.Parse(o.base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("api url %q: want http(s)://host/path", o.BaseURL)
+		return fmt.Errorf("api url %q: want http(s)://host/path", o.base)
 	}
-	if o.Key == "" {
-		return nil, errors.New("api key is empty")
+	if o.key == "" {
+		return errors.New("api key is empty")
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = 2 * time.Minute
+	if o.timeout <= 0 {
+		o.timeout = 2 * time.Minute
 	}
-	if o.MaxConns <= 0 {
-		o.MaxConns = 4
+	if o.maxConns <= 0 {
+		o.maxConns = 4
 	}
-	if o.UserAgent == "" {
-		o.UserAgent = "cvfeed"
+	if o.agent == "" {
+		o.agent = "cvfeed"
 	}
-	rt := o.Transport
+	rt := o.transport
 	if rt == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = o.MaxConns * 2
-		t.MaxIdleConnsPerHost = o.MaxConns * 2
-		t.ResponseHeaderTimeout = o.Timeout
+		t.MaxIdleConns = o.maxConns * 2
+		t.MaxIdleConnsPerHost = o.maxConns * 2
+		t.ResponseHeaderTimeout = o.timeout
 		// Fewer, larger writes per upload.
 		t.WriteBufferSize = 64 << 10
 		t.ReadBufferSize = 16 << 10
 		rt = t
 	}
-	c := &Client{
-		boundaryBase: multipart.NewWriter(io.Discard).Boundary()[:40],
-		base:         strings.TrimRight(o.BaseURL, "/"),
-		key:          o.Key,
-		hc:           &http.Client{Transport: rt},
-		timeout:      o.Timeout,
-		agent:        o.UserAgent,
-	}
-	return c, nil
+	c.boundaryBase = multipart.NewWriter(io.Discard).Boundary()[:40]
+	c.base = strings.TrimRight(o.base, "/")
+	c.key = o.key
+	c.hc = &http.Client{Transport: rt}
+	c.timeout = o.timeout
+	c.agent = o.agent
+	return nil
 }
 
 // APIError is a non-2xx answer of the API.
@@ -124,6 +155,8 @@ type envelope struct {
 	Code    int       `json:"code"`
 	Message string    `json:"message"`
 	Data    dataField `json:"data"`
+	// Meta is HrFlow's paging block of list answers.
+	Meta lenientField `json:"meta"`
 }
 
 // dataField decodes "data" into target. The API is PHP: an empty object
@@ -138,13 +171,29 @@ func (d *dataField) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, d.target)
 }
 
+// lenientField decodes into target when it can and is ignored when it
+// cannot: for side information such as paging, whose shape is no reason
+// to fail a request.
+type lenientField struct{ target any }
+
+func (d *lenientField) UnmarshalJSON(b []byte) error {
+	if d.target != nil {
+		_ = json.Unmarshal(b, d.target)
+	}
+	return nil
+}
+
 // maxResponse bounds what is read of a response body.
 const maxResponse = 4 << 20
 
 // do sends req and decodes the envelope, its data into data (nil: not
 // wanted). A non-2xx status is an *APIError.
-func (c *Client) do(req *http.Request, data any) error {
-	req.Header.Set("X-API-Key", c.key)
+func (c *conn) do(req *http.Request, data any) error { return c.send(req, data, nil) }
+
+// send is do that also decodes the envelope's meta into meta (nil: not
+// wanted), as well as it can.
+func (c *conn) send(req *http.Request, data, meta any) error {
+	c.auth(req.Header)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.agent)
 	resp, err := c.hc.Do(req)
@@ -170,23 +219,26 @@ func (c *Client) do(req *http.Request, data any) error {
 		ae.Message = c.redact(ae.Message)
 		return ae
 	}
-	env := envelope{Data: dataField{target: data}}
+	env := envelope{Data: dataField{target: data}, Meta: lenientField{target: meta}}
 	if err := json.Unmarshal(body, &env); err != nil {
 		return fmt.Errorf("%s %s: %d with a body that is not the JSON envelope (%v): %q", req.Method, req.URL.Path, resp.StatusCode, err, c.redact(snippet(body)))
+	}
+	if c.bodyCode && env.Code >= 300 {
+		return &APIError{Status: env.Code, Message: c.redact(env.Message)}
 	}
 	return nil
 }
 
 // redact removes the API key from text the API sends back ("Invalid secret
 // key: KEY"), so it never reaches a log.
-func (c *Client) redact(s string) string {
+func (c *conn) redact(s string) string {
 	if c.key == "" {
 		return s
 	}
 	return strings.ReplaceAll(s, c.key, "[redacted]")
 }
 
-func (c *Client) redactErr(err error) error {
+func (c *conn) redactErr(err error) error {
 	if strings.Contains(err.Error(), c.key) {
 		return errors.New(c.redact(err.Error()))
 	}
@@ -230,6 +282,10 @@ func IsTransient(err error) bool {
 	if errors.As(err, &fe) {
 		return false
 	}
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return false
+	}
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -250,11 +306,17 @@ func IsAuth(err error) bool {
 	return s == http.StatusUnauthorized || s == http.StatusPaymentRequired || s == http.StatusForbidden
 }
 
-// IsDuplicateReference reports whether err is the API refusing a
-// profile_reference that is already used in the source.
+// IsDuplicateReference reports whether err is the API refusing a reference
+// that is already used in the source: a 400 (or a 409, which no source
+// documents but a conflict would be) whose message names the reference as
+// already existing or used. That covers the sandbox's "profile_reference
+// already exists" and "Profile reference already exists in this source",
+// HrFlow's "Cannot create profile with this reference: x. Already used!"
+// and hrflow-connectors' "Can't create Profile with reference=x already
+// exists" (riminder-api.md 2.4 and 7.1).
 func IsDuplicateReference(err error) bool {
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+	if !errors.As(err, &ae) || (ae.Status != http.StatusBadRequest && ae.Status != http.StatusConflict) {
 		return false
 	}
 	m := strings.ToLower(ae.Message)
@@ -262,11 +324,11 @@ func IsDuplicateReference(err error) bool {
 }
 
 // boundary returns a multipart boundary unique to this request.
-func (c *Client) boundary() string {
+func (c *conn) boundary() string {
 	return c.boundaryBase + strconv.FormatUint(c.boundaryN.Add(1), 36)
 }
 
-func (c *Client) url(path string, q url.Values) string {
+func (c *conn) url(path string, q url.Values) string {
 	u := c.base + "/" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()

@@ -22,7 +22,8 @@ type Store interface {
 	Notify() <-chan struct{}
 }
 
-// API is what the pool needs of the Riminder client.
+// API is what the pool needs of the API client: a *Client (Riminder v1.0)
+// or a *HrFlowClient (HrFlow v1).
 type API interface {
 	PostProfile(ctx context.Context, u Upload) (Uploaded, error)
 	GetProfile(ctx context.Context, sourceID, reference string) (Profile, error)

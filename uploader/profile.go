@@ -1,26 +1,19 @@
 package uploader
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/cvfeed/cvfeed/internal/fileio"
 )
 
-// Upload is one file to send with POST profile.
+// Upload is one file to send with POST profile (or, for the HrFlow
+// flavour, POST profile/parsing/file).
 type Upload struct {
+	// SourceID is the source_id (HrFlow: the source_key).
 	SourceID string
 	// Path is the file streamed as the file part.
 	Path string
@@ -30,16 +23,19 @@ type Upload struct {
 	// that no longer matches is not sent (a *FileError).
 	Size   int64
 	SHA256 [32]byte
-	// Reference is the profile_reference.
+	// Reference is the profile_reference (HrFlow: the reference).
 	Reference string
-	// Received is timestamp_reception; zero leaves it out.
+	// Received is timestamp_reception (HrFlow: created_at); zero leaves it
+	// out.
 	Received time.Time
 	// TrainingMetadata is the JSON text of the training_metadata array;
-	// nil leaves it out.
+	// nil leaves it out. The HrFlow flavour turns it into labels.
 	TrainingMetadata []byte
 }
 
-// Uploaded is the data of a 201 answer to POST profile.
+// Uploaded is the data of a 201 answer to POST profile. For the HrFlow
+// flavour, FileID is the profile key of a synchronous parse and empty for
+// the usual asynchronous 202, whose data is [].
 type Uploaded struct {
 	ProfileReference string `json:"profile_reference"`
 	FileID           string `json:"file_id"`
@@ -57,6 +53,17 @@ type FileError struct {
 func (e *FileError) Error() string { return fmt.Sprintf("file %s: %v", e.Path, e.Err) }
 func (e *FileError) Unwrap() error { return e.Err }
 
+// InputError is an upload that cannot be sent as it is, whatever the API
+// would say: for example training metadata the HrFlow flavour cannot turn
+// into labels. Retrying will not help.
+type InputError struct {
+	Field string
+	Err   error
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("%s: %v", e.Field, e.Err) }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // ErrChanged says the file's content is no longer what was claimed.
 var ErrChanged = errors.New("content changed since it was scanned")
 
@@ -66,239 +73,33 @@ func ReferenceFor(sha [32]byte) string {
 	return fmt.Sprintf("%x", sha[:])
 }
 
-// PostProfile uploads a file as multipart, streamed from disk with a known
-// Content-Length: memory use does not depend on the file size.
+// PostProfile uploads a file with POST profile (riminder-api.md 2), as
+// multipart streamed from disk with a known Content-Length: memory use does
+// not depend on the file size.
 func (c *Client) PostProfile(ctx context.Context, u Upload) (Uploaded, error) {
-	boundary := c.boundary()
-	prefix := multipartPrefix(boundary, u)
-	suffix := "\r\n--" + boundary + "--\r\n"
-	open := func() (*checkedFile, error) {
-		f, err := fileio.Open(u.Path)
-		if err != nil {
-			return nil, &FileError{Path: u.Path, Err: err}
-		}
-		return &checkedFile{f: f, path: u.Path, left: u.Size, want: u.SHA256, h: sha256.New()}, nil
-	}
-	body, err := open()
-	if err != nil {
-		return Uploaded{}, err
-	}
-	defer body.Close()
-	// Uploads get the base timeout plus time for the bytes at a slow
-	// 256 KiB/s, so that a big file on a slow link is not cut off.
-	ctx, cancel := context.WithTimeout(ctx, c.timeout+time.Duration(u.Size/(256<<10))*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("profile", nil),
-		newUploadBody(prefix, body, suffix))
-	if err != nil {
-		return Uploaded{}, fmt.Errorf("post profile: %w", err)
-	}
-	req.ContentLength = int64(len(prefix)) + u.Size + int64(len(suffix))
-	req.GetBody = func() (io.ReadCloser, error) {
-		b, err := open()
-		if err != nil {
-			return nil, err
-		}
-		return newUploadBody(prefix, b, suffix), nil
-	}
-	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
 	var out Uploaded
-	err = c.do(req, &out)
-	if body.err != nil {
-		// The file changed under us: the request was cut short, the
-		// API cannot have accepted it.
-		return Uploaded{}, body.err
-	}
-	if err != nil {
+	if err := c.postFile(ctx, "profile", riminderFields(u), u, &out); err != nil {
 		return Uploaded{}, err
 	}
 	return out, nil
 }
 
-// uploadBody is the multipart body: the fields and the file part's header,
-// the file, the closing boundary. Each Read fills as much of p as it can
-// across those parts, so the transport sends a small CV in one write
-// instead of one per part.
-type uploadBody struct {
-	file *checkedFile
-	r    io.Reader
-}
-
-func newUploadBody(prefix []byte, file *checkedFile, suffix string) *uploadBody {
-	return &uploadBody{file: file, r: io.MultiReader(bytes.NewReader(prefix), file, strings.NewReader(suffix))}
-}
-
-func (b *uploadBody) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := b.r.Read(p[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-func (b *uploadBody) Close() error { return b.file.Close() }
-
-// multipartPrefix writes every field, then the header of the file part.
-func multipartPrefix(boundary string, u Upload) []byte {
-	// The layout is mime/multipart.Writer's (the tests read it back with
-	// mime/multipart); writing it directly saves the Writer's header maps
-	// and sorting on every upload. Field names are constants and values
-	// sit in part bodies, which need no escaping; only the file name is
-	// quoted. The boundary has 40 random characters: no value holds it.
-	buf := bytes.NewBuffer(make([]byte, 0, 512+len(u.TrainingMetadata)))
-	field := func(name, value string) {
-		buf.WriteString("--")
-		buf.WriteString(boundary)
-		buf.WriteString("\r\nContent-Disposition: form-data; name=\"")
-		buf.WriteString(name)
-		buf.WriteString("\"\r\n\r\n")
-		buf.WriteString(value)
-		buf.WriteString("\r\n")
-	}
-	field("source_id", u.SourceID)
+// riminderFields are the text parts of POST profile, in the order they go
+// out; unset ones are left out.
+func riminderFields(u Upload) []formField {
+	fields := make([]formField, 0, 4)
+	fields = append(fields, formField{"source_id", u.SourceID})
 	if u.Reference != "" {
-		field("profile_reference", u.Reference)
+		fields = append(fields, formField{"profile_reference", u.Reference})
 	}
 	if !u.Received.IsZero() {
-		field("timestamp_reception", strconv.FormatInt(u.Received.Unix(), 10))
+		fields = append(fields, formField{"timestamp_reception", strconv.FormatInt(u.Received.Unix(), 10)})
 	}
 	if u.TrainingMetadata != nil {
-		field("training_metadata", string(u.TrainingMetadata))
+		fields = append(fields, formField{"training_metadata", string(u.TrainingMetadata)})
 	}
-	buf.WriteString("--")
-	buf.WriteString(boundary)
-	buf.WriteString("\r\nContent-Disposition: form-data; name=\"file\"; filename=\"")
-	buf.WriteString(quoteName(u.FileName))
-	buf.WriteString("\"\r\nContent-Type: ")
-	buf.WriteString(contentType(u.FileName))
-	buf.WriteString("\r\n\r\n")
-	return buf.Bytes()
+	return fields
 }
-
-// quoteName makes a file name safe inside a quoted header parameter: no
-// control characters, quotes and backslashes escaped as browsers do.
-func quoteName(name string) string {
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(name, "_"))
-	if name == "" {
-		name = "cv"
-	}
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)
-}
-
-// contentType is the declared type of the file part, from the extension;
-// the API reads the bytes anyway.
-func contentType(name string) string {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".pdf":
-		return "application/pdf"
-	case ".doc", ".dot":
-		return "application/msword"
-	case ".docx":
-		return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-	case ".dotx":
-		return "application/vnd.openxmlformats-officedocument.wordprocessingml.template"
-	case ".odt":
-		return "application/vnd.oasis.opendocument.text"
-	case ".odp":
-		return "application/vnd.oasis.opendocument.presentation"
-	case ".rtf":
-		return "application/rtf"
-	case ".png":
-		return "image/png"
-	case ".jpg", ".jpeg":
-		return "image/jpeg"
-	case ".bmp":
-		return "image/bmp"
-	case ".tif", ".tiff":
-		return "image/tiff"
-	case ".ppt":
-		return "application/vnd.ms-powerpoint"
-	case ".pptx":
-		return "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-	case ".msg":
-		return "application/vnd.ms-outlook"
-	}
-	return "application/octet-stream"
-}
-
-// checkedFile streams exactly the claimed size and hash: if the file ends
-// early, grows, or hashes differently, Read fails before the last byte is
-// handed over, so the request is aborted instead of sending other content
-// under this content's reference.
-type checkedFile struct {
-	f        *os.File
-	path     string
-	left     int64
-	want     [32]byte
-	h        hash.Hash
-	err      error
-	verified bool
-}
-
-func (c *checkedFile) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	if c.left == 0 {
-		if err := c.finish(); err != nil {
-			return 0, err
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.f.Read(p)
-	c.h.Write(p[:n])
-	c.left -= int64(n)
-	switch {
-	case c.left == 0:
-		// The last bytes are only handed over once the whole file
-		// proved to be the claimed content.
-		if err := c.finish(); err != nil {
-			return 0, err
-		}
-		return n, nil
-	case err == io.EOF:
-		c.err = &FileError{Path: c.path, Err: fmt.Errorf("%w (%d bytes shorter than scanned)", ErrChanged, c.left)}
-		return 0, c.err
-	case err != nil:
-		c.err = &FileError{Path: c.path, Err: err}
-		return 0, c.err
-	}
-	return n, nil
-}
-
-// finish checks, once, that the file ends here and hashes as claimed.
-func (c *checkedFile) finish() error {
-	if c.verified {
-		return nil
-	}
-	var one [1]byte
-	if n, _ := c.f.Read(one[:]); n > 0 {
-		c.err = &FileError{Path: c.path, Err: fmt.Errorf("%w (longer than scanned)", ErrChanged)}
-		return c.err
-	}
-	var got [32]byte
-	c.h.Sum(got[:0])
-	if got != c.want {
-		c.err = &FileError{Path: c.path, Err: ErrChanged}
-		return c.err
-	}
-	c.verified = true
-	return nil
-}
-
-func (c *checkedFile) Close() error { return c.f.Close() }
 
 // Profile is the data of GET profile.
 type Profile struct {
