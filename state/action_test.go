@@ -90,6 +90,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 		for _, b := range [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups} {
 			tx.CreateBucket(b)
 		}
+		tx.Bucket(bucketDups).Put([]byte("inbox"), put64(5)) // per source, no day
 		return tx.Bucket(bucketMeta).Put(keySchema, put32(1))
 	})
 	db.Close()
@@ -112,4 +113,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 		}
 		return nil
 	})
+	if c, _ := s.Counts(); c["inbox"].Duplicate != 5 {
+		t.Errorf("duplicates after upgrade = %d, want the 5 counted before", c["inbox"].Duplicate)
+	}
 }

@@ -177,8 +177,8 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 			}
 		}
 		if exists {
-			n := be64(dups.Get([]byte(c.Source))) + 1
-			if err := dups.Put([]byte(c.Source), put64(n)); err != nil {
+			dk := dupKey(c.Source, now)
+			if err := dups.Put(dk, put64(be64(dups.Get(dk))+1)); err != nil {
 				return nil, false, err
 			}
 			res[i] = ClaimDuplicate
@@ -242,3 +242,24 @@ func dequeue(tx *bolt.Tx, k Key, due time.Time) error {
 	}
 	return b.Delete(queueKey(due, k.SHA256))
 }
+
+// dupKey counts duplicates per source and UTC day, for reports.
+func dupKey(source string, t time.Time) []byte {
+	b := make([]byte, 0, len(source)+1+8)
+	b = append(b, source...)
+	b = append(b, 0)
+	return t.UTC().AppendFormat(b, "20060102")
+}
+
+// parseDupKey returns the source and the day ("" when unknown: counted
+// before days were kept).
+func parseDupKey(k []byte) (source, day string) {
+	src, d, ok := bytes.Cut(k, []byte{0})
+	if !ok || string(d) == noDay {
+		return string(src), ""
+	}
+	return string(src), string(d)
+}
+
+// noDay is the day of duplicates counted before schema 4.
+const noDay = "00000000"

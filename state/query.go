@@ -12,11 +12,16 @@ type Counts struct {
 	Uploaded  int `json:"uploaded"`
 	Failed    int `json:"failed"`
 	Duplicate int `json:"duplicate"`
+	// Parsed and ParseError count uploaded items the API's webhook
+	// reported parsed, or failing to parse.
+	Parsed     int `json:"parsed"`
+	ParseError int `json:"parse_error"`
 }
 
 // Add returns the sum of c and d.
 func (c Counts) Add(d Counts) Counts {
-	return Counts{c.Pending + d.Pending, c.Uploaded + d.Uploaded, c.Failed + d.Failed, c.Duplicate + d.Duplicate}
+	return Counts{c.Pending + d.Pending, c.Uploaded + d.Uploaded, c.Failed + d.Failed, c.Duplicate + d.Duplicate,
+		c.Parsed + d.Parsed, c.ParseError + d.ParseError}
 }
 
 // Counts returns the counts per source name.
@@ -37,15 +42,22 @@ func (s *Store) Counts() (map[string]Counts, error) {
 			case Failed:
 				c.Failed++
 			}
+			switch it.Parse {
+			case Parsed:
+				c.Parsed++
+			case ParseError:
+				c.ParseError++
+			}
 			out[it.Source] = c
 			return nil
 		}); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketDups).ForEach(func(k, v []byte) error {
-			c := out[string(k)]
+			src, _ := parseDupKey(k)
+			c := out[src]
 			c.Duplicate += int(be64(v))
-			out[string(k)] = c
+			out[src] = c
 			return nil
 		})
 	})

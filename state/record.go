@@ -111,13 +111,31 @@ type Item struct {
 	Created    time.Time
 	Updated    time.Time
 	UploadedAt time.Time
+	// Parse is what the API's webhook said of the parsing of an uploaded
+	// item; ProfileID and ParsedAt come with it.
+	Parse     ParseStatus
+	ProfileID string
+	ParsedAt  time.Time
 }
+
+// ParseStatus is the outcome of the API's parsing of an uploaded CV, as
+// its webhook reports it.
+type ParseStatus uint8
+
+// Parse outcomes.
+const (
+	NotParsed ParseStatus = iota
+	Parsed
+	ParseError
+)
 
 // Items are stored in a compact binary form (a JSON record was twice the
 // size and a tenth of a backfill's CPU): a format byte, the status and
 // flags, varints, then length-prefixed strings. Times are Unix
 // milliseconds, 0 for unset.
-const itemFormat = 1
+// Format 2 added the parse result (Parse, ProfileID, ParsedAt) at the
+// end; format 1 records are still read.
+const itemFormat = 2
 
 const flagMaybeSent = 1
 
@@ -156,6 +174,10 @@ func encodeItem(it *Item) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(str)))
 		b = append(b, str...)
 	}
+	b = append(b, byte(it.Parse))
+	b = binary.AppendVarint(b, millis(it.ParsedAt))
+	b = binary.AppendUvarint(b, uint64(len(it.ProfileID)))
+	b = append(b, it.ProfileID...)
 	return b, nil
 }
 
@@ -204,9 +226,10 @@ func decodeItem(k, v []byte) (Item, error) {
 	if err != nil {
 		return Item{}, err
 	}
-	if len(v) < 3 || v[0] != itemFormat {
+	if len(v) < 3 || v[0] < 1 || v[0] > itemFormat {
 		return Item{}, fmt.Errorf("item %s: unknown record format", key)
 	}
+	format := v[0]
 	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0}
 	r := &itemReader{b: v[3:]}
 	it.Attempts = int(r.uvarint())
@@ -217,6 +240,16 @@ func decodeItem(k, v []byte) (Item, error) {
 	it.Updated = fromMillis(r.varint())
 	it.UploadedAt = fromMillis(r.varint())
 	it.Source, it.Path, it.Origin, it.FileName, it.LastError, it.FileID = r.str(), r.str(), r.str(), r.str(), r.str(), r.str()
+	if format >= 2 {
+		if len(r.b) == 0 {
+			r.err = errors.New("truncated parse result")
+		} else {
+			it.Parse = ParseStatus(r.b[0])
+			r.b = r.b[1:]
+			it.ParsedAt = fromMillis(r.varint())
+			it.ProfileID = r.str()
+		}
+	}
 	if r.err != nil {
 		return Item{}, fmt.Errorf("item %s: %w", key, r.err)
 	}

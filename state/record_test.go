@@ -14,7 +14,7 @@ func TestItemRoundTrip(t *testing.T) {
 		{Key: Key{SourceID: src, SHA256: sum("b")}, Source: "jobs", Status: Uploaded, Attempts: 3, MaybeSent: true,
 			Path: "/var/spool/x", Origin: "jobs@example.com/INBOX/12/345/2", FileName: "Lebenslauf Müller.pdf", Size: 1 << 40,
 			LastError: "api: 503 Service Unavailable", FileID: "0123456789abcdef0123456789abcdef01234567",
-			Created: ms(1), Updated: ms(2), UploadedAt: ms(3)},
+			Created: ms(1), Updated: ms(2), UploadedAt: ms(3), Parse: Parsed, ProfileID: "p123", ParsedAt: ms(4)},
 		{Key: Key{SourceID: src, SHA256: sum("c")}, Status: Failed, Path: "", FileName: "."},
 	} {
 		v, err := encodeItem(&it)
@@ -50,4 +50,17 @@ func FuzzDecodeItem(f *testing.F) {
 			t.Fatalf("re-encoded item does not decode: %v", err)
 		}
 	})
+}
+
+// TestDecodeFormat1 reads a record written before the parse result was
+// kept.
+func TestDecodeFormat1(t *testing.T) {
+	it := Item{Key: Key{SourceID: src, SHA256: sum("old")}, Source: "inbox", Status: Uploaded, Attempts: 1, Path: "/cv/old.pdf", FileName: "old.pdf", Size: 3, FileID: "f"}
+	v, _ := encodeItem(&it)
+	// Strip the format 2 tail (parse byte, ParsedAt 0, empty ProfileID).
+	v = append([]byte{1}, v[1:len(v)-3]...)
+	got, err := decodeItem(it.Key.bytes(), v)
+	if err != nil || !reflect.DeepEqual(got, it) {
+		t.Errorf("format 1 record: %+v, %v; want %+v", got, err, it)
+	}
 }

@@ -17,8 +17,8 @@
 //	  sourceID 0x00 sha256[32]        → lease unix-nanos[8]
 //	files                             folder file identities
 //	  fnv64(sourceID)[8] abs path     → identity (dev, ino, size, mtime, sha256)
-//	dups                              duplicates found, per source name
-//	  source name                     → uint64
+//	dups                              duplicates found, per source and UTC day (schema 4)
+//	  source name 0x00 YYYYMMDD       → uint64 (day 00000000: counted before schema 4)
 //	actions                           after-actions still to do (schema 2)
 //	  sourceID 0x00 sha256[32] path   → source name
 //	cursors                           how far each mail folder was read (schema 3)
@@ -38,6 +38,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -50,8 +51,9 @@ import (
 
 // SchemaVersion is the layout version this package reads and writes.
 // Version 2 added the actions bucket, version 3 the cursors and messages
-// buckets of mailbox sources; Open upgrades an older database.
-const SchemaVersion = 3
+// buckets of mailbox sources, version 4 counts duplicates per day; Open
+// upgrades an older database.
+const SchemaVersion = 4
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
@@ -198,6 +200,28 @@ func migrate(tx *bolt.Tx, from uint32) error {
 		// Versions 2 and 3 only added buckets.
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
+		}
+	}
+	if from < 4 {
+		// Duplicates were counted per source only: keep them, on no day.
+		dups := tx.Bucket(bucketDups)
+		var old [][2][]byte
+		if err := dups.ForEach(func(k, v []byte) error {
+			if bytes.IndexByte(k, 0) < 0 {
+				old = append(old, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, kv := range old {
+			if err := dups.Delete(kv[0]); err != nil {
+				return err
+			}
+			nk := append(append(kv[0], 0), noDay...)
+			if err := dups.Put(nk, kv[1]); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.Bucket(bucketMeta).Put(keySchema, put32(SchemaVersion))
