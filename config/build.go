@@ -55,10 +55,16 @@ func (r *reader) api(raw *rawAPI, a API) API {
 		a.URL = r.apiURL("api.url", s)
 	}
 	if s, ok := r.enum("api.flavor", raw.Flavor, flavorRiminder, flavorHrFlow); ok {
-		if s == flavorHrFlow {
-			r.probs.addf("api.flavor", "%q is not supported yet", s)
-		}
 		a.Flavor = s
+	}
+	if s, ok := r.str("api.user_email", raw.UserEmail); ok {
+		a.UserEmail = s
+		if at := strings.IndexByte(s, '@'); at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \r\n\t") {
+			r.probs.addf("api.user_email", "%q is not an e-mail address", s)
+		}
+	}
+	if a.Flavor == flavorHrFlow && a.UserEmail == "" && !raw.UserEmail.set {
+		r.probs.missing("api.user_email", `required with flavor = "hrflow" (sent as X-USER-EMAIL)`)
 	}
 	a.Key = r.apiKey(raw, a.URL == SandboxURL)
 	if n, ok := r.integer("api.workers", raw.Workers, 1, 256); ok {

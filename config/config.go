@@ -50,8 +50,11 @@ type API struct {
 	// such as https://www.riminder.net/sf/public/api/v1.0, without a
 	// trailing slash.
 	URL string
-	// Flavor is "riminder" (v1.0 POST profile).
+	// Flavor is FlavorRiminder (v1.0 POST profile) or FlavorHrFlow (v1
+	// POST profile/parsing/file).
 	Flavor string
+	// UserEmail is sent as X-USER-EMAIL with the HrFlow flavour.
+	UserEmail string
 	// Key is the API secret key, from api_key or api_key_file.
 	Key Secret
 	// Workers is the number of concurrent uploads.
@@ -74,6 +77,12 @@ func (a API) Sandbox() bool { return a.URL == SandboxURL }
 
 // SandboxURL is the api.url value that selects the embedded sandbox.
 const SandboxURL = "sandbox"
+
+// Values of API.Flavor.
+const (
+	FlavorRiminder = "riminder"
+	FlavorHrFlow   = "hrflow"
+)
 
 // Folder is one [[folder]] source.
 type Folder struct {

@@ -4,8 +4,8 @@ import "time"
 
 // Values of api.flavor and folder after_upload.
 const (
-	flavorRiminder = "riminder"
-	flavorHrFlow   = "hrflow"
+	flavorRiminder = FlavorRiminder
+	flavorHrFlow   = FlavorHrFlow
 
 	afterKeep   = AfterKeep
 	afterMove   = AfterMove

@@ -42,6 +42,7 @@ type rawAPI struct {
 	RateLimit   rawValue `toml:"rate_limit"`
 	MaxAttempts rawValue `toml:"max_attempts"`
 	Timeout     rawValue `toml:"timeout"`
+	UserEmail   rawValue `toml:"user_email"`
 	// RetryInitial and RetryMax bound the backoff between attempts.
 	RetryInitial rawValue `toml:"retry_initial"`
 	RetryMax     rawValue `toml:"retry_max"`

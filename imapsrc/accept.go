@@ -69,6 +69,22 @@ func (p Policy) AcceptContent(ref PartRef, head []byte) (bool, string) {
 	return false, "not a CV document (" + mt + ")"
 }
 
+// needsLongerHead reports whether a part refused on head might be
+// accepted on a longer one: a zip whose word/ entries may come later, an
+// OLE2 file whose Word markers may lie further in. Every other verdict
+// rests on the first 3 KiB (mimetype's read limit).
+func needsLongerHead(head []byte) bool {
+	if len(head) >= HeadSize {
+		return false
+	}
+	for m := mimetype.Detect(head); m != nil; m = m.Parent() {
+		if m.Is("application/zip") || m.Is("application/x-ole-storage") {
+			return true
+		}
+	}
+	return false
+}
+
 // zipHasWord reports whether a zip's local file headers in head name a
 // word/ entry: a DOCX whose first entries are not the ones mimetype expects.
 func zipHasWord(head []byte) bool {

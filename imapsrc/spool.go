@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Spool decodes the transfer encoding enc of r while writing the bytes to
 // a new file in dir, hashing them on the way, and names the file after
 // their SHA-256: dir/<64 hex>. Content that is spooled already is not
-// written twice: the new copy is dropped and the existing path returned.
+// written twice: the new copy is dropped, the existing file's mtime set to
+// now (the spool cleaner keeps recent files) and its path returned.
 // Memory stays constant whatever the part's size.
 //
 // Past max decoded bytes (max > 0) it stops and returns ErrTooLarge; an
@@ -63,6 +65,12 @@ func Spool(dir string, enc string, r io.Reader, max int64) (path string, sha [32
 	path = filepath.Join(dir, hex.EncodeToString(sha[:]))
 	if _, statErr := os.Lstat(path); statErr == nil {
 		os.Remove(tmp) // same bytes spooled already
+		// The spool cleaner removes files older than an hour that no
+		// pending item uses: this one is about to be claimed again.
+		now := time.Now()
+		if err = os.Chtimes(path, now, now); err != nil {
+			return "", sha, 0, fmt.Errorf("spool: %w", err)
+		}
 		return path, sha, size, nil
 	}
 	if err = os.Rename(tmp, path); err != nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // b64Stream produces n random bytes base64-encoded in 76-column lines,
@@ -149,5 +150,26 @@ func TestSpoolStreams(t *testing.T) {
 	}
 	if names := dirNames(t, dir); len(names) != 1 {
 		t.Errorf("spool dir holds %v, want one file", names)
+	}
+}
+
+// TestSpoolRefreshesMtime: content spooled again makes its file recent,
+// so that the spool cleaner (files over an hour old) keeps it.
+func TestSpoolRefreshesMtime(t *testing.T) {
+	dir := t.TempDir()
+	p1, _, _, err := Spool(dir, "binary", strings.NewReader("%PDF-1.4 same"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-3 * time.Hour)
+	if err := os.Chtimes(p1, old, old); err != nil {
+		t.Fatal(err)
+	}
+	p2, _, _, err := Spool(dir, "binary", strings.NewReader("%PDF-1.4 same"), 0)
+	if err != nil || p2 != p1 {
+		t.Fatalf("Spool again = %q, %v; want %q", p2, err, p1)
+	}
+	if fi, err := os.Stat(p1); err != nil || time.Since(fi.ModTime()) > time.Minute {
+		t.Errorf("mtime after a second Spool: %v (%v), want now", fi.ModTime(), err)
 	}
 }

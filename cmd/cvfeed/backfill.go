@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cvfeed/cvfeed/fileaction"
+	"github.com/cvfeed/cvfeed/imapsrc"
 	"github.com/cvfeed/cvfeed/state"
 	"github.com/cvfeed/cvfeed/uploader"
 	"github.com/cvfeed/cvfeed/watcher"
@@ -45,12 +47,12 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if !ok {
 		return exitUsage
 	}
-	folders, err := selectFolders(cfg, *only)
+	folders, mailboxes, err := selectSources(cfg, *only)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitUsage
 	}
-	metadata := metadataFunc(cfg.Folders)
+	metadata := metadataFunc(sources(cfg.Folders, cfg.Mailboxes))
 	start := time.Now()
 
 	store, err := state.Open(statePath(cfg), nil)
@@ -73,11 +75,8 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	read := probeRead(ctx, a.client, log)
 
-	sources := map[string]bool{}
-	for _, f := range folders {
-		sources[f.SourceID] = true
-	}
-	accept := func(id string) bool { return sources[id] }
+	accept := acceptSources(sources(folders, mailboxes))
+	cleanSpool(store, spoolDir(cfg.StateDir), time.Now(), log)
 	var uploaded, failed atomic.Int64
 	actions := fileaction.New(store, log)
 	actions.SetFolders(cfg.Folders)
@@ -108,6 +107,13 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		},
 	}, store, a.client)
 	scanner := watcher.NewScanner(store, watcher.ScannerOptions{Logger: log})
+	accounts := make([]*imapsrc.Account, len(mailboxes))
+	mailStats := new(imapsrc.Stats)
+	for i, m := range mailboxes {
+		accounts[i] = imapsrc.NewAccount(m, store, imapsrc.AccountOptions{
+			Logger: log.With("source", m.Name), SpoolDir: spoolDir(cfg.StateDir), Stats: mailStats,
+		})
+	}
 
 	poolCtx, stopPool := context.WithCancel(ctx)
 	defer stopPool()
@@ -116,7 +122,23 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	scanCtx, stopScan := context.WithCancel(ctx)
 	defer stopScan()
 	scanDone := make(chan error, 1)
-	go func() { scanDone <- scanner.Scan(scanCtx, folders) }()
+	var mailErrs atomic.Int64
+	go func() {
+		// Folders and mailboxes are read at the same time; a mailbox that
+		// cannot be read is logged and counted, the others go on.
+		var wg sync.WaitGroup
+		for i, acc := range accounts {
+			wg.Go(func() {
+				if err := acc.Backfill(scanCtx); err != nil && scanCtx.Err() == nil {
+					mailErrs.Add(1)
+					log.Error("cannot read mailbox", "source", mailboxes[i].Name, "err", err)
+				}
+			})
+		}
+		err := scanner.Scan(scanCtx, folders)
+		wg.Wait()
+		scanDone <- err
+	}()
 
 	prog := newProgress(stderr, isTerminal(stderr), !*quiet, start)
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -153,17 +175,25 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	stopActions()
 	<-actionsDone
 	actions.Sweep()
+	for i, acc := range accounts {
+		if err := acc.ActionsNow(context.WithoutCancel(ctx)); err != nil {
+			log.Error("cannot apply the after-actions of mailbox", "source", mailboxes[i].Name, "err", err)
+		}
+	}
+	cleanSpool(store, spoolDir(cfg.StateDir), time.Now(), log)
 	elapsed := time.Since(start)
 
 	counts, cerr := store.Counts()
 	failedNow := 0
 	if cerr == nil {
-		for _, f := range folders {
-			failedNow += counts[f.Name].Failed
+		for _, src := range sources(folders, mailboxes) {
+			failedNow += counts[src.name].Failed
 		}
 	}
 	left, _ := store.Pending(accept)
 	sc := scanner.Stats().Snapshot()
+	sc.Duplicates += mailStats.Duplicates.Load()
+	sc.Errors += mailErrs.Load()
 	done := uploaded.Load() + failed.Load() + sc.Duplicates
 	fmt.Fprintf(stdout, "uploaded %d, duplicates %d, failed %d, skipped %d, unreadable %d, unchanged %d, pending %d; elapsed %s, %.1f files/s\n",
 		uploaded.Load(), sc.Duplicates, failed.Load(), sc.Skipped, sc.Errors, sc.Unchanged, left+int(sc.Changing),
@@ -187,7 +217,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "cvfeed: %d items failed; see cvfeed status, fix the cause and run it again\n", failedNow)
 		return exitFailed
 	case sc.Errors > 0:
-		fmt.Fprintf(stderr, "cvfeed: %d files or folders could not be read (see the log above)\n", sc.Errors)
+		fmt.Fprintf(stderr, "cvfeed: %d files, folders or mailboxes could not be read (see the log above)\n", sc.Errors)
 		return exitFailed
 	case sc.Changing > 0:
 		fmt.Fprintf(stderr, "cvfeed: %d files were being written while read and were left for the next run\n", sc.Changing)

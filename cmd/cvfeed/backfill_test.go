@@ -224,3 +224,36 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestBackfillHrFlow: with flavor = "hrflow" against the sandbox's /v1,
+// each file is uploaded once, with faults injected, and a rerun sends
+// nothing.
+func TestBackfillHrFlow(t *testing.T) {
+	sb := startSandbox(t, "-fail-rate", "0.2", "-seed", "3")
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "cvs")
+	want := cvFiles(t, cvDir, 60)
+	cfg := writeConfig(t, dir, sb.url+"/v1", "k", cvDir, `flavor = "hrflow"
+user_email = "hr@example.com"
+retry_initial = "50ms"
+retry_max = "500ms"`)
+	r := runCvfeed(t, nil, "backfill", "-config", cfg, "-no-progress")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, tail(r.stderr, 20))
+	}
+	profiles := sb.profiles(t)
+	exactlyOnce(t, profiles, want)
+	for _, p := range profiles {
+		var labels []map[string]any
+		if err := json.Unmarshal(p.TrainingMetadata, &labels); err != nil || len(labels) != 1 || labels[0]["job_reference"] != "data-scientist" || labels[0]["stage"] != "new" {
+			t.Fatalf("labels = %s, want the folder's metadata as HrFlow labels", p.TrainingMetadata)
+		}
+	}
+	before := sb.stats(t)
+	if r := runCvfeed(t, nil, "backfill", "-config", cfg); r.code != 0 || !strings.Contains(r.stdout, "uploaded 0,") {
+		t.Errorf("rerun: exit %d, %q", r.code, r.stdout)
+	}
+	if after := sb.stats(t); after.Accepted != before.Accepted {
+		t.Errorf("the rerun uploaded %d more", after.Accepted-before.Accepted)
+	}
+}

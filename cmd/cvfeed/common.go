@@ -91,16 +91,22 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 
 func statePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, state.FileName) }
 
+// apiClient is what cmd needs of either API flavour's client.
+type apiClient interface {
+	uploader.API
+	Sources(ctx context.Context) ([]uploader.Source, error)
+}
+
 // api is a client to the configured API, and the embedded sandbox behind
 // it when api.url is "sandbox".
 type api struct {
-	client *uploader.Client
+	client apiClient
 	url    string
 	close  func()
 }
 
-// openAPI makes the client; with url = "sandbox" it first starts the
-// sandbox in this process on a loopback port.
+// openAPI makes the client of the configured flavour; with url = "sandbox"
+// it first starts the sandbox in this process on a loopback port.
 func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
 	a := &api{url: cfg.API.URL, close: func() {}}
 	if cfg.API.Sandbox() {
@@ -115,6 +121,9 @@ func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
 		srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		a.url = "http://" + ln.Addr().String()
+		if cfg.API.Flavor == config.FlavorHrFlow {
+			a.url += "/v1" // the sandbox serves HrFlow's v1 paths there
+		}
 		a.close = func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -123,13 +132,29 @@ func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
 		}
 		log.Info("using the embedded sandbox API (api.url = \"sandbox\"): nothing leaves this machine", "url", a.url)
 	}
-	c, err := uploader.NewClient(uploader.ClientOptions{
-		BaseURL:   a.url,
-		Key:       cfg.API.Key.Reveal(),
-		Timeout:   cfg.API.Timeout,
-		MaxConns:  cfg.API.Workers,
-		UserAgent: "cvfeed/" + version,
-	})
+	var (
+		c   apiClient
+		err error
+	)
+	switch cfg.API.Flavor {
+	case config.FlavorHrFlow:
+		c, err = uploader.NewHrFlowClient(uploader.HrFlowOptions{
+			BaseURL:   a.url,
+			Key:       cfg.API.Key.Reveal(),
+			UserEmail: cfg.API.UserEmail,
+			Timeout:   cfg.API.Timeout,
+			MaxConns:  cfg.API.Workers,
+			UserAgent: "cvfeed/" + version,
+		})
+	default:
+		c, err = uploader.NewClient(uploader.ClientOptions{
+			BaseURL:   a.url,
+			Key:       cfg.API.Key.Reveal(),
+			Timeout:   cfg.API.Timeout,
+			MaxConns:  cfg.API.Workers,
+			UserAgent: "cvfeed/" + version,
+		})
+	}
 	if err != nil {
 		a.close()
 		return nil, err
@@ -141,7 +166,7 @@ func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
 // probeRead finds out whether the key may read (GET sources). A refused
 // GET means a write-only key: cvfeed still works, relying on the
 // duplicate-reference answer, and says so once.
-func probeRead(ctx context.Context, c *uploader.Client, log *slog.Logger) bool {
+func probeRead(ctx context.Context, c apiClient, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := c.Sources(ctx)
@@ -157,38 +182,71 @@ func probeRead(ctx context.Context, c *uploader.Client, log *slog.Logger) bool {
 	}
 }
 
+// source is what cmd needs to know of a [[folder]] or a [[mailbox]].
+type source struct {
+	name, sourceID string
+	// root is a folder's path ({subdir} is relative to it); "" for a
+	// mailbox.
+	root     string
+	metadata []config.TrainingMetadata
+}
+
+// sources lists the folders and mailboxes of a config.
+func sources(folders []config.Folder, mailboxes []config.Mailbox) []source {
+	var out []source
+	for _, f := range folders {
+		out = append(out, source{name: f.Name, sourceID: f.SourceID, root: f.Path, metadata: f.TrainingMetadata})
+	}
+	for _, m := range mailboxes {
+		out = append(out, source{name: m.Name, sourceID: m.SourceID, metadata: m.TrainingMetadata})
+	}
+	return out
+}
+
+// acceptSources admits the items of these sources' source ids.
+func acceptSources(srcs []source) func(string) bool {
+	ids := map[string]bool{}
+	for _, s := range srcs {
+		ids[s.sourceID] = true
+	}
+	return func(id string) bool { return ids[id] }
+}
+
 // metadataFunc returns the training_metadata JSON text of an item: its
-// folder's list (found by source name, or, for an item of a renamed source,
-// by the one folder with its source_id), with {subdir} replaced by the
+// source's list (found by source name, or, for an item of a renamed source,
+// by the one source with its source_id), with {subdir} replaced by the
 // first sub-folder of the file under the folder's path. An element whose
 // {subdir} is empty (a file at the top of the folder) is left out.
-func metadataFunc(folders []config.Folder) func(state.Item) ([]byte, error) {
-	byName := map[string]config.Folder{}
-	bySource := map[string][]config.Folder{}
-	for _, f := range folders {
-		byName[f.Name] = f
-		bySource[f.SourceID] = append(bySource[f.SourceID], f)
+func metadataFunc(srcs []source) func(state.Item) ([]byte, error) {
+	byName := map[string]source{}
+	bySource := map[string][]source{}
+	for _, s := range srcs {
+		byName[s.name] = s
+		bySource[s.sourceID] = append(bySource[s.sourceID], s)
 	}
 	return func(it state.Item) ([]byte, error) {
-		f, ok := byName[it.Source]
+		src, ok := byName[it.Source]
 		if !ok {
-			if fs := bySource[it.SourceID]; len(fs) == 1 {
-				f, ok = fs[0], true
+			if ss := bySource[it.SourceID]; len(ss) == 1 {
+				src, ok = ss[0], true
 			}
 		}
 		if !ok {
 			return nil, fmt.Errorf("source %q is no longer in the config", it.Source)
 		}
-		if len(f.TrainingMetadata) == 0 {
+		if len(src.metadata) == 0 {
 			return nil, nil
 		}
-		path := it.Origin // where HR put the file, if it was moved since
-		if path == "" {
-			path = it.Path
+		sub := ""
+		if src.root != "" {
+			path := it.Origin // where HR put the file, if it was moved since
+			if path == "" {
+				path = it.Path
+			}
+			sub = subdir(src.root, path)
 		}
-		sub := subdir(f.Path, path)
-		out := make([]config.TrainingMetadata, 0, len(f.TrainingMetadata))
-		for _, tm := range f.TrainingMetadata {
+		out := make([]config.TrainingMetadata, 0, len(src.metadata))
+		for _, tm := range src.metadata {
 			if strings.Contains(tm.FilterReference, config.TemplateSubdir) {
 				if sub == "" {
 					continue
@@ -202,7 +260,7 @@ func metadataFunc(folders []config.Folder) func(state.Item) ([]byte, error) {
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
-			return nil, fmt.Errorf("folder %s: training_metadata: %w", f.Name, err)
+			return nil, fmt.Errorf("source %s: training_metadata: %w", src.name, err)
 		}
 		return b, nil
 	}
@@ -221,10 +279,10 @@ func subdir(root, path string) string {
 	return first
 }
 
-// selectFolders applies -only.
-func selectFolders(cfg *config.Config, only string) ([]config.Folder, error) {
+// selectSources applies -only to the folders and mailboxes.
+func selectSources(cfg *config.Config, only string) ([]config.Folder, []config.Mailbox, error) {
 	if only == "" {
-		return cfg.Folders, nil
+		return cfg.Folders, cfg.Mailboxes, nil
 	}
 	want := map[string]bool{}
 	for n := range strings.SplitSeq(only, ",") {
@@ -232,17 +290,24 @@ func selectFolders(cfg *config.Config, only string) ([]config.Folder, error) {
 			want[n] = true
 		}
 	}
-	var out []config.Folder
+	var folders []config.Folder
+	var mailboxes []config.Mailbox
 	for _, f := range cfg.Folders {
 		if want[f.Name] {
-			out = append(out, f)
+			folders = append(folders, f)
 			delete(want, f.Name)
 		}
 	}
-	for n := range want {
-		return nil, fmt.Errorf("-only: no source named %q in the config", n)
+	for _, m := range cfg.Mailboxes {
+		if want[m.Name] {
+			mailboxes = append(mailboxes, m)
+			delete(want, m.Name)
+		}
 	}
-	return out, nil
+	for n := range want {
+		return nil, nil, fmt.Errorf("-only: no folder or mailbox named %q in the config", n)
+	}
+	return folders, mailboxes, nil
 }
 
 // startCPUProfile writes a CPU profile until the returned stop is called.

@@ -46,6 +46,9 @@ commands:
   run        the daemon: watch the folders and upload each new CV
   backfill   upload everything already in the folders, then exit
   status     counts per source and state (-json)
+  failed     list failed items with their last error (-json)
+  retry      queue failed items again (-all | ID...)
+  report     activity per source and day (-json, -since DATE)
   sandbox    run a local fake Riminder API
   version    print the version
 
@@ -68,6 +71,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBackfill(ctx, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
+	case "failed":
+		return cmdFailed(ctx, rest, stdout, stderr)
+	case "retry":
+		return cmdRetry(ctx, rest, stdout, stderr)
+	case "report":
+		return cmdReport(ctx, rest, stdout, stderr)
 	case "sandbox":
 		return cmdSandbox(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":

@@ -13,7 +13,8 @@ func TestMetadataSubdir(t *testing.T) {
 		{FilterReference: config.TemplateSubdir, Stage: &stage},
 		{FilterReference: "all-candidates"},
 	}}
-	md := metadataFunc([]config.Folder{f, {Name: "plain", Path: "/srv/other", SourceID: "0000000000000000000000000000000000000001"}})
+	md := metadataFunc(sources([]config.Folder{f, {Name: "plain", Path: "/srv/other", SourceID: "0000000000000000000000000000000000000001"}},
+		[]config.Mailbox{{Name: "jobs", SourceID: "0000000000000000000000000000000000000003", TrainingMetadata: []config.TrainingMetadata{{FilterReference: "from-mail"}}}}))
 	for _, tc := range []struct {
 		it   state.Item
 		want string
@@ -32,6 +33,9 @@ func TestMetadataSubdir(t *testing.T) {
 		{state.Item{Source: "old-name", Key: state.Key{SourceID: e2eSource}, Path: "/srv/cvs/x.pdf"},
 			`[{"filter_reference":"all-candidates","stage":null,"stage_timestamp":null,"rating":null,"rating_timestamp":null}]`},
 		{state.Item{Source: "plain", Path: "/srv/other/x.pdf"}, ``},
+		// A mailbox's item: its spool path means nothing for {subdir}.
+		{state.Item{Source: "jobs", Path: "/var/spool/abc", Origin: "jobs/INBOX/1/2/2"},
+			`[{"filter_reference":"from-mail","stage":null,"stage_timestamp":null,"rating":null,"rating_timestamp":null}]`},
 	} {
 		got, err := md(tc.it)
 		if err != nil || string(got) != tc.want {

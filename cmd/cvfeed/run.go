@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/fileaction"
+	"github.com/cvfeed/cvfeed/imapsrc"
 	"github.com/cvfeed/cvfeed/state"
 	"github.com/cvfeed/cvfeed/uploader"
 	"github.com/cvfeed/cvfeed/watcher"
@@ -64,8 +69,16 @@ type daemon struct {
 	watch   *watcher.Watch
 	actions *fileaction.Runner
 
-	stopSources, stopPool, stopActions context.CancelFunc
-	watchDone, poolDone, actionsDone   chan error
+	// accounts are the mailbox sources, by name; only the loop goroutine
+	// changes the map.
+	accounts   map[string]*account
+	accountsMu sync.Mutex
+	mailStats  *imapsrc.Stats
+	srcCtx     context.Context
+
+	stopSources, stopPool, stopActions, stopControl context.CancelFunc
+	controlDone                                     chan error
+	watchDone, poolDone, actionsDone                chan error
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -84,7 +97,8 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		store.Close()
 		return nil, err
 	}
-	d := &daemon{log: log, cfg: cfg, store: store, api: a}
+	cleanSpool(store, spoolDir(cfg.StateDir), time.Now(), log)
+	d := &daemon{log: log, cfg: cfg, store: store, api: a, accounts: map[string]*account{}, mailStats: new(imapsrc.Stats)}
 	d.actions = fileaction.New(store, log)
 	d.actions.SetFolders(cfg.Folders)
 	d.pool = uploader.NewPool(uploader.PoolConfig{
@@ -92,14 +106,15 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		RateLimit:   cfg.API.RateLimit,
 		MaxAttempts: cfg.API.MaxAttempts,
 		Backoff:     uploader.Backoff{Initial: cfg.API.RetryInitial, Max: cfg.API.RetryMax},
-		Accept:      acceptFolders(cfg.Folders),
-		Metadata:    metadataFunc(cfg.Folders),
+		Accept:      acceptSources(sources(cfg.Folders, cfg.Mailboxes)),
+		Metadata:    metadataFunc(sources(cfg.Folders, cfg.Mailboxes)),
 		ReadAccess:  probeRead(ctx, a.client, log),
 		Grace:       cfg.ShutdownTimeout,
 		Logger:      log,
 		OnResult: func(_ state.Item, r state.Result) {
 			if r.Outcome == state.Done || r.Outcome == state.Fail {
 				d.actions.Notify(r.Key)
+				d.notifyAccounts()
 			}
 		},
 	}, store, a.client)
@@ -115,15 +130,27 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	go func() { d.actionsDone <- d.actions.Run(actCtx) }()
 	go func() { d.poolDone <- d.pool.Run(poolCtx) }()
 	go func() { d.watchDone <- d.watch.Run(srcCtx, cfg.Folders) }()
-	log.Info("cvfeed running", "folders", len(cfg.Folders), "workers", cfg.API.Workers, "state", store.Path())
+	d.srcCtx = srcCtx
+	// status, failed, retry and report ask through the control socket
+	// while this process holds the state.
+	var ctlCtx context.Context
+	ctlCtx, d.stopControl = context.WithCancel(context.WithoutCancel(ctx))
+	d.controlDone = make(chan error, 1)
+	go func() { d.controlDone <- serveControl(ctlCtx, cfg.StateDir, localState{store}, log) }()
+	d.setMailboxes(cfg.Mailboxes, false)
+	log.Info("cvfeed running", "folders", len(cfg.Folders), "mailboxes", len(cfg.Mailboxes), "workers", cfg.API.Workers, "state", store.Path())
 	return d, nil
 }
 
 // loop waits for a stop signal, reloads on SIGHUP, and returns the exit
 // code.
 func (d *daemon) loop(ctx context.Context, hup <-chan os.Signal) int {
+	gc := time.NewTicker(spoolMinAge)
+	defer gc.Stop()
 	for {
 		select {
+		case <-gc.C:
+			cleanSpool(d.store, spoolDir(d.cfg.StateDir), time.Now(), d.log)
 		case <-ctx.Done():
 			d.log.Info("stopping: no new files are taken; uploads in flight may finish", "timeout", d.cfg.ShutdownTimeout)
 			return exitOK
@@ -149,12 +176,17 @@ func (d *daemon) stop() {
 	if err := <-d.watchDone; err != nil {
 		d.log.Error("folder watch", "err", err)
 	}
+	d.setMailboxes(nil, false) // stops and waits for every account
 	d.stopPool()
 	if err := <-d.poolDone; err != nil {
 		d.log.Error("upload pool", "err", err)
 	}
 	d.stopActions()
 	<-d.actionsDone
+	d.stopControl()
+	if err := <-d.controlDone; err != nil {
+		d.log.Warn("control socket", "err", err)
+	}
 	d.api.close()
 	if err := d.store.Close(); err != nil {
 		d.log.Error("close state", "err", err)
@@ -178,7 +210,8 @@ func (d *daemon) reload(ctx context.Context) {
 		d.log.Warn("reload: api.workers changes only with a restart", "running", d.cfg.API.Workers)
 	}
 	a := d.api
-	if cfg.API.URL != d.cfg.API.URL || cfg.API.Key != d.cfg.API.Key || cfg.API.Timeout != d.cfg.API.Timeout {
+	if cfg.API.URL != d.cfg.API.URL || cfg.API.Key != d.cfg.API.Key || cfg.API.Timeout != d.cfg.API.Timeout ||
+		cfg.API.Flavor != d.cfg.API.Flavor || cfg.API.UserEmail != d.cfg.API.UserEmail {
 		na, err := openAPI(cfg, d.log)
 		if err != nil {
 			d.log.Error("reload refused: cannot use the new API settings; the running config stays", "err", err)
@@ -187,7 +220,8 @@ func (d *daemon) reload(ctx context.Context) {
 		a = na
 	}
 	read := probeRead(ctx, a.client, d.log)
-	d.pool.Reconfigure(a.client, acceptFolders(cfg.Folders), metadataFunc(cfg.Folders), cfg.API.RateLimit, read)
+	srcs := sources(cfg.Folders, cfg.Mailboxes)
+	d.pool.Reconfigure(a.client, acceptSources(srcs), metadataFunc(srcs), cfg.API.RateLimit, read)
 	if a != d.api {
 		// In-flight uploads finish with the old client; its sandbox, if
 		// any, is closed at stop with the new one's.
@@ -197,17 +231,75 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	d.watch.SetFolders(cfg.Folders)
 	d.actions.SetFolders(cfg.Folders)
+	d.setMailboxes(cfg.Mailboxes, true)
 	d.cfg = cfg
-	d.log.Info("config reloaded", "folders", len(cfg.Folders))
+	d.log.Info("config reloaded", "folders", len(cfg.Folders), "mailboxes", len(cfg.Mailboxes))
 }
 
 func joinClose(a, b func()) func() { return func() { a(); b() } }
 
-// acceptFolders admits the items of the configured folders' sources.
-func acceptFolders(folders []config.Folder) func(string) bool {
-	ids := map[string]bool{}
-	for _, f := range folders {
-		ids[f.SourceID] = true
+// account is a running mailbox source.
+type account struct {
+	cfg    config.Mailbox
+	acc    *imapsrc.Account
+	cancel context.CancelFunc
+	done   chan struct{}
+	// ended is set when Run returned by itself (a rejected login): a
+	// reload starts it again even if its config did not change.
+	ended atomic.Bool
+}
+
+// setMailboxes starts the mailboxes new to the config, stops the removed
+// ones, and restarts the changed ones (and, on reload, those stopped by a
+// rejected login: a reload is how an admin says "try again").
+func (d *daemon) setMailboxes(mailboxes []config.Mailbox, reload bool) {
+	want := map[string]config.Mailbox{}
+	for _, m := range mailboxes {
+		want[m.Name] = m
 	}
-	return func(id string) bool { return ids[id] }
+	d.accountsMu.Lock()
+	defer d.accountsMu.Unlock()
+	for name, a := range d.accounts {
+		m, keep := want[name]
+		if keep && reflect.DeepEqual(m, a.cfg) && !(reload && a.ended.Load()) {
+			delete(want, name)
+			continue
+		}
+		a.cancel()
+		<-a.done
+		delete(d.accounts, name)
+	}
+	for _, m := range mailboxes {
+		if _, ok := want[m.Name]; !ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(d.srcCtx)
+		a := &account{cfg: m, cancel: cancel, done: make(chan struct{})}
+		a.acc = imapsrc.NewAccount(m, d.store, imapsrc.AccountOptions{
+			Logger: d.log.With("source", m.Name), SpoolDir: spoolDir(d.cfg.StateDir), Stats: d.mailStats,
+		})
+		d.accounts[m.Name] = a
+		go func() {
+			defer close(a.done)
+			err := a.acc.Run(ctx)
+			a.ended.Store(ctx.Err() == nil)
+			var le *imapsrc.LoginError
+			switch {
+			case errors.As(err, &le):
+				d.log.Error("mailbox stopped: the server refused the login; fix the credentials and reload (SIGHUP)", "source", m.Name, "err", err)
+			case err != nil && ctx.Err() == nil:
+				d.log.Error("mailbox stopped; a reload (SIGHUP) starts it again", "source", m.Name, "err", err)
+			}
+		}()
+	}
+}
+
+// notifyAccounts tells every mailbox that an item settled: its messages'
+// after-actions may be due.
+func (d *daemon) notifyAccounts() {
+	d.accountsMu.Lock()
+	defer d.accountsMu.Unlock()
+	for _, a := range d.accounts {
+		a.acc.Notify()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,7 +101,7 @@ func writeFile(t *testing.T, p, content string) string {
 func runConfig(t *testing.T, dir, url, key, cvDir, extra string) string {
 	t.Helper()
 	if !strings.Contains(extra, "settle") {
-		extra += "\nsettle = \"1s\""
+		extra = "settle = \"1s\"\n" + extra
 	}
 	cfg := fmt.Sprintf(`state_dir = "state"
 shutdown_timeout = "5s"
@@ -348,5 +349,60 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	d.stop(t, syscall.SIGTERM, 10*time.Second)
 	if after := sb.stats(t); after.ByStatus["201"] != before.ByStatus["201"] || after.ByStatus["400"] != before.ByStatus["400"] {
 		t.Errorf("the restart sent the file again: %+v → %+v", before, after)
+	}
+}
+
+// TestControlWhileRunning: status, failed, retry and report work while
+// cvfeed run holds the state (through its control socket), and without it.
+func TestControlWhileRunning(t *testing.T) {
+	// The sandbox knows one filter, not the folder's: every upload is
+	// refused for good (400).
+	sb := startSandbox(t, "-filter", "another-job")
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "share")
+	writeFile(t, filepath.Join(cvDir, "a.pdf"), "a")
+	writeFile(t, filepath.Join(cvDir, "b.pdf"), "b")
+	cfg := runConfig(t, dir, sb.url, "k", cvDir, `[[folder.training_metadata]]
+filter_reference = "data-scientist"`)
+	d := startRun(t, cfg)
+	deadline := time.Now().Add(15 * time.Second)
+	var st statusJSON
+	for time.Now().Before(deadline) {
+		st = statusOf(t, cfg)
+		if st.Sources["inbox"].Failed == 2 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if st.Sources["inbox"].Failed != 2 {
+		t.Fatalf("status while running = %+v, want 2 failed", st)
+	}
+	r := runCvfeed(t, nil, "failed", "-json", "-config", cfg)
+	var failed []failedItem
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &failed) != nil || len(failed) != 2 || !strings.Contains(failed[0].Error, "400") {
+		t.Fatalf("failed -json while running: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCvfeed(t, nil, "retry", "-config", cfg, failed[0].ID)
+	if r.code != 0 || !strings.Contains(r.stdout, "1 items queued again") || !strings.Contains(r.stdout, "running cvfeed") {
+		t.Errorf("retry while running: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCvfeed(t, nil, "report", "-json", "-config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, `"source":"inbox"`) {
+		t.Errorf("report while running: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	d.stop(t, syscall.SIGTERM, 10*time.Second)
+	if exists(filepath.Join(dir, "state", socketName)) {
+		t.Error("the control socket is left behind after the stop")
+	}
+	// Without the daemon, the same commands read the state file.
+	if st := statusOf(t, cfg); st.Sources["inbox"].Failed+st.Sources["inbox"].Pending != 2 {
+		t.Errorf("status after the stop = %+v", st)
+	}
+	r = runCvfeed(t, nil, "retry", "-all", "-config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "next cvfeed run") {
+		t.Errorf("retry -all without a daemon: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCvfeed(t, nil, "retry", "-config", cfg); r.code != 2 {
+		t.Errorf("retry with neither -all nor IDs: exit %d, want 2", r.code)
 	}
 }

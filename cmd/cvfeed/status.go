@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"slices"
 	"text/tabwriter"
 
@@ -36,10 +33,16 @@ func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	doc := statusJSON{Sources: map[string]state.Counts{}}
-	for _, f := range cfg.Folders {
-		doc.Sources[f.Name] = state.Counts{}
+	for _, src := range sources(cfg.Folders, cfg.Mailboxes) {
+		doc.Sources[src.name] = state.Counts{}
 	}
-	counts, err := readCounts(statePath(cfg))
+	sr, err := openStateReader(cfg.StateDir, false)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	defer sr.Close()
+	counts, err := sr.Counts()
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitFailed
@@ -58,15 +61,15 @@ func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SOURCE\tPENDING\tUPLOADED\tFAILED\tDUPLICATE\t")
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tPENDING\tUPLOADED\tFAILED\tDUPLICATE\tPARSED\tPARSE ERRORS\t")
 	names := make([]string, 0, len(doc.Sources))
 	for n := range doc.Sources {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	row := func(n string, c state.Counts) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", n, c.Pending, c.Uploaded, c.Failed, c.Duplicate)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n, c.Pending, c.Uploaded, c.Failed, c.Duplicate, c.Parsed, c.ParseError)
 	}
 	for _, n := range names {
 		row(n, doc.Sources[n])
@@ -74,17 +77,4 @@ func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	row("total", doc.Total)
 	tw.Flush()
 	return exitOK
-}
-
-// readCounts opens the state read-only; no state yet means no items.
-func readCounts(path string) (map[string]state.Counts, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	st, err := state.Open(path, &state.Options{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	return st.Counts()
 }

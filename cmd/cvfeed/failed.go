@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cvfeed/cvfeed/state"
+)
+
+// cmdFailed lists the failed items with their last error.
+func cmdFailed(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("failed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(cf.config, stderr)
+	if !ok {
+		return exitUsage
+	}
+	sr, err := openStateReader(cfg.StateDir, false)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	defer sr.Close()
+	items, err := sr.Failed()
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	if *asJSON {
+		if items == nil {
+			items = []failedItem{}
+		}
+		json.NewEncoder(stdout).Encode(items)
+		return exitOK
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, "no failed items")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSOURCE\tFILE\tATTEMPTS\tFAILED AT\tERROR")
+	for _, it := range items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", it.ID, it.Source, it.File, it.Attempts, it.Updated.Local().Format(time.DateTime), it.Error)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "\n%d failed; fix the cause, then: cvfeed retry ID... (or -all)\n", len(items))
+	return exitOK
+}
+
+// cmdRetry queues failed items again with a fresh attempt count.
+func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("retry", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	all := fs.Bool("all", false, "queue every failed item again")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: cvfeed retry [-config PATH] (-all | ID...)\n\nIDs are those cvfeed failed prints (SOURCE_ID/SHA256).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK
+		}
+		return exitUsage
+	}
+	ids, err := parseIDs(fs.Args())
+	switch {
+	case err != nil:
+		fmt.Fprintln(stderr, "cvfeed retry:", err)
+		return exitUsage
+	case *all == (len(ids) > 0):
+		fmt.Fprintln(stderr, "cvfeed retry: give either -all or item IDs")
+		return exitUsage
+	}
+	cfg, ok := loadConfig(cf.config, stderr)
+	if !ok {
+		return exitUsage
+	}
+	sr, err := openStateReader(cfg.StateDir, true)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	defer sr.Close()
+	n, err := sr.RetryFailed(ids) // no ids: all of them
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	where := "by the next cvfeed run or backfill"
+	if _, remote := sr.(*controlClient); remote {
+		where = "by the running cvfeed"
+	}
+	fmt.Fprintf(stdout, "%d items queued again; they will be uploaded %s\n", n, where)
+	return exitOK
+}
+
+// cmdReport prints the activity per source and day, as the Reports view
+// of the Riminder dashboard does.
+func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	sinceS := fs.String("since", "", "only days on or after DATE (YYYY-MM-DD)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	var since time.Time
+	if *sinceS != "" {
+		t, err := time.Parse(time.DateOnly, *sinceS)
+		if err != nil {
+			fmt.Fprintf(stderr, "cvfeed report: -since %q: want YYYY-MM-DD\n", *sinceS)
+			return exitUsage
+		}
+		since = t
+	}
+	cfg, ok := loadConfig(cf.config, stderr)
+	if !ok {
+		return exitUsage
+	}
+	sr, err := openStateReader(cfg.StateDir, false)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	defer sr.Close()
+	rows, err := sr.Report(since)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []state.ReportRow{}
+		}
+		json.NewEncoder(stdout).Encode(map[string]any{"rows": rows})
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tDAY\tSEEN\tUPLOADED\tDUPLICATES\tFAILED\tPARSED\tPARSE ERRORS")
+	for _, r := range rows {
+		day := r.Day
+		if day == "" {
+			day = "(earlier)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.Source, day, r.Seen, r.Uploaded, r.Duplicates, r.Failed, r.Parsed, r.ParseErrors)
+	}
+	tw.Flush()
+	return exitOK
+}

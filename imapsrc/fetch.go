@@ -1,0 +1,342 @@
+package imapsrc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/cvfeed/cvfeed/state"
+)
+
+// readMessage reads the CV parts of one message into the spool and
+// returns its claim. Only chosen parts cross the network: see fetchPart.
+func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID, m meta, since time.Time) (state.MailClaim, error) {
+	claim := state.MailClaim{MessageID: id}
+	if why := a.filtered(m, since); why != "" {
+		a.stats.Filtered.Add(1)
+		a.log.Debug("message left out", "message", id.String(), "why", why)
+		return claim, nil
+	}
+	if err := os.MkdirAll(a.o.SpoolDir, 0o700); err != nil {
+		return claim, fmt.Errorf("spool: %w", err)
+	}
+	r := &msgReader{a: a, cn: cn, id: id, m: m, seen: map[[32]byte]bool{}}
+	var err error
+	if m.bs == nil || a.failureCount(id) >= 2 {
+		// No usable structure (or it broke the connection twice): the
+		// whole message, parsed here.
+		a.log.Info("reading the whole message", "message", id.String(), "why", wholeWhy(m.bs))
+		err = r.fetch(nil, false, func(body io.Reader) error {
+			return ParseMessage(body, a.policy, r.take)
+		})
+	} else {
+		for _, ref := range SelectParts(m.bs, a.policy) {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+			switch {
+			case ref.Skip != "":
+				a.skip(id, ref, ref.Skip)
+			case ref.NeedsParse:
+				err = r.fetch(ref.Path, false, func(body io.Reader) error {
+					return ParsePart(ref, body, a.policy, r.take)
+				})
+			default:
+				err = a.fetchPart(r, ref)
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return claim, err
+	}
+	claim.Parts = r.parts
+	claim.Track = a.tracks()
+	return claim, nil
+}
+
+func wholeWhy(bs imap.BodyStructure) string {
+	if bs == nil {
+		return "the server gave no structure"
+	}
+	return "its structure could not be read"
+}
+
+func (a *Account) skip(id state.MessageID, ref PartRef, why string) {
+	a.stats.Skipped.Add(1)
+	a.log.Info("part not taken", "message", id.String(), "part", ref.Section, "file", SafeName(ref.Filename, nil), "why", why)
+}
+
+// msgReader reads the parts of one message.
+type msgReader struct {
+	a     *Account
+	cn    *conn
+	id    state.MessageID
+	m     meta
+	parts []state.Candidate
+	seen  map[[32]byte]bool
+}
+
+// Parts are judged on a small head before they are fetched whole: a
+// non-CV attachment then costs headBytes, not its size. 4 KiB decide
+// every type (mimetype reads 3 KiB) but zip and OLE2, whose Word markers
+// may lie further: those get a second look at HeadSize. A part up to
+// smallPart is fetched whole at once.
+const (
+	headBytes = 4 << 10
+	smallPart = 8 << 10
+)
+
+// encodedLen is how many encoded bytes of a part hold n decoded bytes.
+func encodedLen(n int64, enc string) int64 {
+	switch normEncoding(enc) {
+	case "base64":
+		return n*78/57 + 160 // 76-character lines and CRLF, one extra line
+	case "quoted-printable":
+		return n * 3
+	}
+	if isUUEncode(enc) {
+		return n*62/45 + 200
+	}
+	return n
+}
+
+// fetchPart judges a part on its head and, if it is taken, fetches and
+// spools it. Under accept = ["all"] every non-empty part is taken: no head.
+func (a *Account) fetchPart(r *msgReader, ref PartRef) error {
+	if a.policy.All || ref.Size <= smallPart {
+		return r.fetch(ref.Path, r.binaryOK(ref), func(body io.Reader) error {
+			return r.take(r.binaryRef(ref), body)
+		})
+	}
+	var head []byte
+	for _, n := range []int64{headBytes, HeadSize} {
+		var err error
+		if head, err = r.head(ref, n); err != nil {
+			return err
+		}
+		ok, why := a.policy.AcceptContent(ref, head)
+		if ok {
+			break
+		}
+		if n == HeadSize || !needsLongerHead(head) || encodedLen(n, ref.Encoding) >= ref.Size {
+			a.skip(r.id, ref, why)
+			return nil
+		}
+	}
+	return r.fetch(ref.Path, r.binaryOK(ref), func(body io.Reader) error {
+		ref := r.binaryRef(ref)
+		return r.spool(ref, ref.Encoding, body, head)
+	})
+}
+
+// binaryOK says whether a part is fetched with BINARY (RFC 3516): the
+// server undoes base64, and 1.37 bytes per byte of CV become 1. Not for
+// a message whose fetch broke the connection (Dovecot disconnects on
+// base64 it cannot decode; BODY and the lenient decoder here read it).
+func (r *msgReader) binaryOK(ref PartRef) bool {
+	return normEncoding(ref.Encoding) == "base64" && r.cn.caps.Has(imap.CapBinary) && r.a.failureCount(r.id) == 0
+}
+
+func (r *msgReader) binaryRef(ref PartRef) PartRef {
+	if r.binaryOK(ref) {
+		ref.Encoding = "binary"
+	}
+	return ref
+}
+
+// head returns the first n decoded bytes of a part (fewer if it is
+// shorter), fetched with BODY.PEEK[section]<0.size>.
+func (r *msgReader) head(ref PartRef, n int64) ([]byte, error) {
+	var head []byte
+	err := r.fetchSection(&imap.FetchItemBodySection{Part: ref.Path, Peek: true,
+		Partial: &imap.SectionPartial{Offset: 0, Size: min(encodedLen(n, ref.Encoding), max(ref.Size, 1))}}, nil,
+		func(body io.Reader) error {
+			dec, err := Decode(ref.Encoding, body)
+			if err != nil {
+				return err
+			}
+			head, err = io.ReadAll(io.LimitReader(dec, n))
+			return err
+		})
+	return head, err
+}
+
+// fetch streams one section (nil: the whole message) to fn, with BINARY
+// or BODY.PEEK.
+func (r *msgReader) fetch(path []int, binary bool, fn func(io.Reader) error) error {
+	if binary {
+		return r.fetchSection(nil, &imap.FetchItemBinarySection{Part: path, Peek: true}, fn)
+	}
+	return r.fetchSection(&imap.FetchItemBodySection{Part: path, Peek: true}, nil, fn)
+}
+
+func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.FetchItemBinarySection, fn func(io.Reader) error) error {
+	opts := &imap.FetchOptions{UID: true}
+	if body != nil {
+		opts.BodySection = []*imap.FetchItemBodySection{body}
+	} else {
+		opts.BinarySection = []*imap.FetchItemBinarySection{bin}
+	}
+	r.cn.busy(true)
+	defer r.cn.busy(false)
+	cmd := r.cn.c.Fetch(imap.UIDSetNum(imap.UID(r.id.UID)), opts)
+	var fnErr error
+	called := false
+	if msg := cmd.Next(); msg != nil {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			var lit imap.LiteralReader
+			switch it := item.(type) {
+			case imapclient.FetchItemDataBodySection:
+				lit = it.Literal
+			case imapclient.FetchItemDataBinarySection:
+				lit = it.Literal
+			default:
+				continue
+			}
+			if called {
+				continue
+			}
+			called = true
+			if lit == nil {
+				fnErr = fn(eofReader{})
+				continue
+			}
+			src := &trapReader{r: lit}
+			fnErr = fn(src)
+			if src.err == nil {
+				// Skip what fn left here, to see a truncation now.
+				if _, err := io.Copy(io.Discard, src); err != nil && fnErr == nil {
+					fnErr = err
+				}
+			}
+			if src.err != nil {
+				// The connection broke inside the literal. go-imap would
+				// read the literal again to skip it, racing with its
+				// reader goroutine: drop the connection, not the command.
+				r.cn.c.Close()
+				return fmt.Errorf("fetch %s: %w", r.id, src.err)
+			}
+		}
+	}
+	err := cmd.Close()
+	var ie *imap.Error
+	switch {
+	case err != nil && bin != nil && errors.As(err, &ie):
+		// The server cannot decode this part (UNKNOWN-CTE): read it raw.
+		r.a.mu.Lock()
+		r.a.failures[r.id] = max(r.a.failures[r.id], 1)
+		r.a.mu.Unlock()
+		return r.fetchSection(&imap.FetchItemBodySection{Part: bin.Part, Peek: true}, nil, fn)
+	case err != nil:
+		return fmt.Errorf("fetch %s: %w", r.id, err)
+	case fnErr != nil:
+		return fnErr
+	case !called:
+		// Expunged meanwhile: nothing to read, nothing lost.
+		r.a.log.Debug("message gone while reading it", "message", r.id.String())
+	}
+	return nil
+}
+
+// trapReader reads a literal and remembers a read error. A connection
+// that ends inside a literal shows as an early EOF from go-imap: it is
+// io.ErrUnexpectedEOF here, or a truncated part would be spooled.
+type trapReader struct {
+	r    imap.LiteralReader
+	read int64
+	err  error
+}
+
+func (t *trapReader) Read(p []byte) (int, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	n, err := t.r.Read(p)
+	t.read += int64(n)
+	if err == io.EOF && t.read < t.r.Size() {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// take judges a part on the first bytes of its stream, then spools it:
+// the visit function of ParseMessage and ParsePart, and the fetch of a
+// part without head.
+func (r *msgReader) take(ref PartRef, body io.Reader) error {
+	if ref.Skip != "" {
+		r.a.skip(r.id, ref, ref.Skip)
+		return nil
+	}
+	dec, err := Decode(ref.Encoding, body)
+	if err != nil {
+		r.a.skip(r.id, ref, err.Error())
+		return nil
+	}
+	br := bufio.NewReaderSize(dec, HeadSize)
+	head, err := br.Peek(HeadSize)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		if errors.Is(err, ErrTooLarge) {
+			r.a.skip(r.id, ref, skipTooBig)
+			return nil
+		}
+		return err
+	}
+	if ok, why := r.a.policy.AcceptContent(ref, head); !ok {
+		r.a.skip(r.id, ref, why)
+		return nil
+	}
+	return r.spool(ref, "binary", br, head)
+}
+
+// spool writes a taken part, whose transfer encoding enc is still to be
+// undone, to the spool and adds it to the claim.
+func (r *msgReader) spool(ref PartRef, enc string, body io.Reader, head []byte) error {
+	a := r.a
+	path, sha, size, err := Spool(a.o.SpoolDir, enc, body, a.policy.MaxSize)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		a.skip(r.id, ref, skipTooBig)
+		return nil
+	case errors.Is(err, ErrUnsupportedEncoding):
+		a.skip(r.id, ref, err.Error())
+		return nil
+	case err != nil:
+		return err
+	case size == 0:
+		a.skip(r.id, ref, skipEmpty)
+		return nil
+	}
+	a.stats.PartBytes.Add(size)
+	if r.seen[sha] {
+		return nil // the same file twice in one message
+	}
+	r.seen[sha] = true
+	r.parts = append(r.parts, state.Candidate{
+		Source:   a.cfg.Name,
+		SourceID: a.cfg.SourceID,
+		SHA256:   sha,
+		Path:     path,
+		Origin:   r.id.String() + "/" + ref.Section,
+		FileName: SafeName(ref.Filename, head),
+		Size:     size,
+		Received: received(r.m),
+	})
+	return nil
+}
