@@ -42,6 +42,7 @@ func (r *reader) config(raw *rawConfig) Config {
 	r.crossFolders(cfg.Folders)
 	r.crossMailboxes(cfg.Mailboxes)
 	r.crossNames(cfg.Folders, cfg.Mailboxes)
+	cfg.Webhook.Secret, _ = r.secret("webhook.secret", raw.Webhook.Secret, "webhook.secret_file", raw.Webhook.SecretFile, "webhook secret")
 	if s, ok := r.str("http.listen", raw.HTTP.Listen); ok {
 		r.listen("http.listen", s)
 		cfg.HTTP.Listen = s

@@ -42,6 +42,15 @@ type Config struct {
 	// share one namespace, the source names.
 	Mailboxes []Mailbox
 	HTTP      HTTP
+	Webhook   Webhook
+}
+
+// Webhook configures the receiver of the API's events on /webhook of the
+// HTTP listener.
+type Webhook struct {
+	// Secret is the webhook secret key of the Riminder dashboard (not the
+	// API key), from secret or secret_file; empty: /webhook is off.
+	Secret Secret
 }
 
 // API configures the Riminder client and the upload pool.

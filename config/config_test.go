@@ -44,6 +44,7 @@ func TestParseValidFull(t *testing.T) {
 		"EXTRA_GLOB":     "*.docx",
 		"FILTER":         "backend",
 		"ARCHIVE_SOURCE": sourceB,
+		"WEBHOOK_SECRET": "wh-s3cret",
 	})
 	file := filepath.Join("testdata", "valid-full.toml")
 	data, err := os.ReadFile(file)
@@ -136,6 +137,7 @@ func TestParseValidFull(t *testing.T) {
 		{"API.Key", cfg.API.Key.Reveal(), want.API.Key.Reveal()},
 		{"len(Folders)", len(cfg.Folders), len(want.Folders)},
 		{"HTTP", cfg.HTTP, want.HTTP},
+		{"Webhook.Secret", cfg.Webhook.Secret.Reveal(), "wh-s3cret"},
 	}
 	for i := range min(len(cfg.Folders), len(want.Folders)) {
 		g, w := cfg.Folders[i], want.Folders[i]

@@ -31,6 +31,7 @@ type rawConfig struct {
 	Folder          []rawFolder  `toml:"folder"`
 	Mailbox         []rawMailbox `toml:"mailbox"`
 	HTTP            rawHTTP      `toml:"http"`
+	Webhook         rawWebhook   `toml:"webhook"`
 }
 
 type rawAPI struct {
@@ -111,6 +112,11 @@ type rawOAuth2 struct {
 
 type rawHTTP struct {
 	Listen rawValue `toml:"listen"`
+}
+
+type rawWebhook struct {
+	Secret     rawValue `toml:"secret"`
+	SecretFile rawValue `toml:"secret_file"`
 }
 
 // schema returns every key of rawConfig, dotted and without indices

@@ -42,13 +42,32 @@ type ClientOptions struct {
 	Transport http.RoundTripper
 	// UserAgent is sent as User-Agent; default "cvfeed".
 	UserAgent string
+	// Observe, if set, is called with the status of every answer, or the
+	// error of a request that got none (metrics).
+	Observe func(status int, err error)
+}
+
+// observer reports every round trip's status to fn.
+type observer struct {
+	rt http.RoundTripper
+	fn func(int, error)
+}
+
+func (o observer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := o.rt.RoundTrip(r)
+	if err != nil {
+		o.fn(0, err)
+	} else {
+		o.fn(resp.StatusCode, nil)
+	}
+	return resp, err
 }
 
 // NewClient returns a client. It does no I/O.
 func NewClient(o ClientOptions) (*Client, error) {
 	c := &Client{}
 	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
-		transport: o.Transport, agent: o.UserAgent})
+		transport: o.Transport, agent: o.UserAgent, observe: o.Observe})
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +101,7 @@ type connOptions struct {
 	timeout          time.Duration
 	maxConns         int
 	transport        http.RoundTripper
+	observe          func(status int, err error)
 }
 
 // init checks o and sets c up. It does no I/O.
@@ -116,6 +136,9 @@ func (c *conn) init(o connOptions) error {
 	c.boundaryBase = multipart.NewWriter(io.Discard).Boundary()[:40]
 	c.base = strings.TrimRight(o.base, "/")
 	c.key = o.key
+	if o.observe != nil {
+		rt = observer{rt: rt, fn: o.observe}
+	}
 	c.hc = &http.Client{Transport: rt}
 	c.timeout = o.timeout
 	c.agent = o.agent

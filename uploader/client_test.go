@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -369,3 +370,17 @@ func TestSourcesDecodes(t *testing.T) {
 }
 
 var _ = multipart.ErrMessageTooLarge
+
+func TestClientObserve(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 404, `{"code":404,"message":"Profile not found"}`)
+	}))
+	var got []int
+	c, _ := NewClient(ClientOptions{BaseURL: srv.URL, Key: "k", Observe: func(s int, err error) { got = append(got, s) }})
+	c.GetProfile(t.Context(), testSource, "r")
+	srv.Close()
+	c.GetProfile(t.Context(), testSource, "r") // connection refused
+	if fmt.Sprint(got) != "[404 0]" {
+		t.Errorf("observed %v, want [404 0]", got)
+	}
+}

@@ -42,6 +42,9 @@ type HrFlowOptions struct {
 	Transport http.RoundTripper
 	// UserAgent is sent as User-Agent; default "cvfeed".
 	UserAgent string
+	// Observe, if set, is called with the status of every answer, or the
+	// error of a request that got none (metrics).
+	Observe func(status int, err error)
 }
 
 // NewHrFlowClient returns a client for the HrFlow v1 API. It does no I/O.
@@ -55,7 +58,7 @@ func NewHrFlowClient(o HrFlowOptions) (*HrFlowClient, error) {
 	}
 	c := &HrFlowClient{email: email}
 	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
-		transport: o.Transport, agent: o.UserAgent})
+		transport: o.Transport, agent: o.UserAgent, observe: o.Observe})
 	if err != nil {
 		return nil, err
 	}

@@ -57,8 +57,10 @@ type PoolConfig struct {
 	// Grace is how long in-flight uploads may finish after Run's context
 	// is cancelled (0: they are aborted at once).
 	Grace time.Duration
-	// OnResult, if set, is called after each outcome is recorded.
-	OnResult func(it state.Item, r state.Result)
+	// OnResult, if set, is called after each outcome is recorded, with
+	// the time the worker spent on the item (0 for an item released
+	// unsent).
+	OnResult func(it state.Item, r state.Result, took time.Duration)
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -201,6 +203,7 @@ func (p *Pool) Run(ctx context.Context) error {
 
 	jobs := make(chan job)
 	results := make(chan state.Result, 512)
+	var took sync.Map // key → time.Duration, for OnResult
 	var workers errgroup.Group
 	for range p.cfg.Workers {
 		workers.Go(func() error {
@@ -211,7 +214,9 @@ func (p *Pool) Run(ctx context.Context) error {
 					results <- state.Result{Key: j.it.Key, Outcome: state.Release, MaybeSent: j.it.MaybeSent}
 					continue
 				}
+				start := time.Now()
 				r, auth := p.process(reqCtx, j.it)
+				took.Store(j.it.Key, time.Since(start))
 				if auth != nil {
 					p.authFailed(auth)
 				}
@@ -230,7 +235,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		return p.dispatch(dispatchCtx, jobs, results, &items, stopDispatch)
 	})
 	commitErr := make(chan error, 1)
-	go func() { commitErr <- p.commit(results, &items) }()
+	go func() { commitErr <- p.commit(results, &items, &took) }()
 	dispatchErr := g.Wait()
 	_ = workers.Wait()
 	close(results)
@@ -322,7 +327,7 @@ const commitWindow = 20 * time.Millisecond
 
 // commit records results in batches: one transaction for the results that
 // arrive within commitWindow of the first (at most 512).
-func (p *Pool) commit(results <-chan state.Result, items *sync.Map) error {
+func (p *Pool) commit(results <-chan state.Result, items, took *sync.Map) error {
 	var failed error
 	batch := make([]state.Result, 0, 512)
 	timer := time.NewTimer(time.Hour)
@@ -353,10 +358,12 @@ func (p *Pool) commit(results <-chan state.Result, items *sync.Map) error {
 		}
 		for _, r := range batch {
 			v, _ := items.LoadAndDelete(r.Key)
+			d, _ := took.LoadAndDelete(r.Key)
 			p.inFlight.Add(-1)
 			if p.cfg.OnResult != nil {
 				it, _ := v.(state.Item)
-				p.cfg.OnResult(it, r)
+				dur, _ := d.(time.Duration)
+				p.cfg.OnResult(it, r, dur)
 			}
 		}
 	}

@@ -61,7 +61,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFailed
 	}
 	defer store.Close()
-	a, err := openAPI(cfg, log)
+	a, err := openAPI(cfg, log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitFailed
@@ -94,7 +94,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		StopOnAuth:  true,
 		ReadAccess:  read,
 		Logger:      log,
-		OnResult: func(_ state.Item, r state.Result) {
+		OnResult: func(_ state.Item, r state.Result, _ time.Duration) {
 			switch r.Outcome {
 			case state.Done:
 				uploaded.Add(1)

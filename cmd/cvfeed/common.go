@@ -107,7 +107,7 @@ type api struct {
 
 // openAPI makes the client of the configured flavour; with url = "sandbox"
 // it first starts the sandbox in this process on a loopback port.
-func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
+func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*api, error) {
 	a := &api{url: cfg.API.URL, close: func() {}}
 	if cfg.API.Sandbox() {
 		sb, err := sandbox.New(sandbox.Options{Logger: log.With("component", "sandbox")})
@@ -145,6 +145,7 @@ func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
 			Timeout:   cfg.API.Timeout,
 			MaxConns:  cfg.API.Workers,
 			UserAgent: "cvfeed/" + version,
+			Observe:   observe,
 		})
 	default:
 		c, err = uploader.NewClient(uploader.ClientOptions{
@@ -153,6 +154,7 @@ func openAPI(cfg *config.Config, log *slog.Logger) (*api, error) {
 			Timeout:   cfg.API.Timeout,
 			MaxConns:  cfg.API.Workers,
 			UserAgent: "cvfeed/" + version,
+			Observe:   observe,
 		})
 	}
 	if err != nil {

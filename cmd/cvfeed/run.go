@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -68,6 +69,9 @@ type daemon struct {
 	pool    *uploader.Pool
 	watch   *watcher.Watch
 	actions *fileaction.Runner
+	ops     *opsKit
+	stopOps context.CancelFunc
+	opsDone chan struct{}
 
 	// accounts are the mailbox sources, by name; only the loop goroutine
 	// changes the map.
@@ -92,13 +96,18 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	} else if n > 0 {
 		log.Info("uploads interrupted by the last stop will be confirmed with the API before being sent again", "items", n)
 	}
-	a, err := openAPI(cfg, log)
+	kit, err := newOpsKit(cfg, store, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a, err := openAPI(cfg, log, kit.observe)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
 	cleanSpool(store, spoolDir(cfg.StateDir), time.Now(), log)
-	d := &daemon{log: log, cfg: cfg, store: store, api: a, accounts: map[string]*account{}, mailStats: new(imapsrc.Stats)}
+	d := &daemon{log: log, cfg: cfg, store: store, api: a, ops: kit, accounts: map[string]*account{}, mailStats: new(imapsrc.Stats)}
 	d.actions = fileaction.New(store, log)
 	d.actions.SetFolders(cfg.Folders)
 	d.pool = uploader.NewPool(uploader.PoolConfig{
@@ -111,7 +120,8 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		ReadAccess:  probeRead(ctx, a.client, log),
 		Grace:       cfg.ShutdownTimeout,
 		Logger:      log,
-		OnResult: func(_ state.Item, r state.Result) {
+		OnResult: func(it state.Item, r state.Result, took time.Duration) {
+			kit.uploaded(it, r, took)
 			if r.Outcome == state.Done || r.Outcome == state.Fail {
 				d.actions.Notify(r.Key)
 				d.notifyAccounts()
@@ -138,6 +148,12 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	d.controlDone = make(chan error, 1)
 	go func() { d.controlDone <- serveControl(ctlCtx, cfg.StateDir, localState{store}, log) }()
 	d.setMailboxes(cfg.Mailboxes, false)
+	var opsCtx context.Context
+	opsCtx, d.stopOps = context.WithCancel(context.WithoutCancel(ctx))
+	d.opsDone = make(chan struct{})
+	go func() { defer close(d.opsDone); kit.run(opsCtx) }()
+	kit.beat.Beat()
+	kit.notify.Ready()
 	log.Info("cvfeed running", "folders", len(cfg.Folders), "mailboxes", len(cfg.Mailboxes), "workers", cfg.API.Workers, "state", store.Path())
 	return d, nil
 }
@@ -147,15 +163,25 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 func (d *daemon) loop(ctx context.Context, hup <-chan os.Signal) int {
 	gc := time.NewTicker(spoolMinAge)
 	defer gc.Stop()
+	// The tick feeds the watchdog: if this loop hangs, systemd restarts
+	// cvfeed.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	d.ops.tick(d)
 	for {
 		select {
+		case <-tick.C:
+			d.ops.tick(d)
 		case <-gc.C:
 			cleanSpool(d.store, spoolDir(d.cfg.StateDir), time.Now(), d.log)
 		case <-ctx.Done():
 			d.log.Info("stopping: no new files are taken; uploads in flight may finish", "timeout", d.cfg.ShutdownTimeout)
 			return exitOK
 		case <-hup:
+			d.ops.notify.Reloading()
 			d.reload(ctx)
+			d.ops.notify.Ready()
+			d.ops.tick(d)
 		case err := <-d.watchDone:
 			d.watchDone <- err // for stop
 			d.log.Error("the folder watch stopped", "err", err)
@@ -172,6 +198,7 @@ func (d *daemon) loop(ctx context.Context, hup <-chan os.Signal) int {
 // the after-actions, and closes the state last.
 func (d *daemon) stop() {
 	start := time.Now()
+	d.ops.notify.Stopping()
 	d.stopSources()
 	if err := <-d.watchDone; err != nil {
 		d.log.Error("folder watch", "err", err)
@@ -187,6 +214,8 @@ func (d *daemon) stop() {
 	if err := <-d.controlDone; err != nil {
 		d.log.Warn("control socket", "err", err)
 	}
+	d.stopOps()
+	<-d.opsDone
 	d.api.close()
 	if err := d.store.Close(); err != nil {
 		d.log.Error("close state", "err", err)
@@ -212,7 +241,7 @@ func (d *daemon) reload(ctx context.Context) {
 	a := d.api
 	if cfg.API.URL != d.cfg.API.URL || cfg.API.Key != d.cfg.API.Key || cfg.API.Timeout != d.cfg.API.Timeout ||
 		cfg.API.Flavor != d.cfg.API.Flavor || cfg.API.UserEmail != d.cfg.API.UserEmail {
-		na, err := openAPI(cfg, d.log)
+		na, err := openAPI(cfg, d.log, d.ops.observe)
 		if err != nil {
 			d.log.Error("reload refused: cannot use the new API settings; the running config stays", "err", err)
 			return
@@ -231,7 +260,14 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	d.watch.SetFolders(cfg.Folders)
 	d.actions.SetFolders(cfg.Folders)
+	var removed []string
+	for _, s := range sources(d.cfg.Folders, d.cfg.Mailboxes) {
+		if !slices.ContainsFunc(sources(cfg.Folders, cfg.Mailboxes), func(n source) bool { return n.name == s.name }) {
+			removed = append(removed, s.name)
+		}
+	}
 	d.setMailboxes(cfg.Mailboxes, true)
+	d.ops.reload(cfg, removed)
 	d.cfg = cfg
 	d.log.Info("config reloaded", "folders", len(cfg.Folders), "mailboxes", len(cfg.Mailboxes))
 }
@@ -279,10 +315,15 @@ func (d *daemon) setMailboxes(mailboxes []config.Mailbox, reload bool) {
 			Logger: d.log.With("source", m.Name), SpoolDir: spoolDir(d.cfg.StateDir), Stats: d.mailStats,
 		})
 		d.accounts[m.Name] = a
+		d.ops.reportHealth("mailbox "+m.Name, nil)
 		go func() {
 			defer close(a.done)
 			err := a.acc.Run(ctx)
 			a.ended.Store(ctx.Err() == nil)
+			if ctx.Err() == nil {
+				// Stopped by itself: /healthz says so until a reload.
+				d.ops.reportHealth("mailbox "+m.Name, fmt.Errorf("stopped: %w", err))
+			}
 			var le *imapsrc.LoginError
 			switch {
 			case errors.As(err, &le):
