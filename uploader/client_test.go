@@ -384,3 +384,19 @@ func TestClientObserve(t *testing.T) {
 		t.Errorf("observed %v, want [404 0]", got)
 	}
 }
+
+func TestFiltersDecodes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/filters" {
+			writeJSON(w, 404, `{"code":404,"message":"nope"}`)
+			return
+		}
+		writeJSON(w, 200, `{"code":200,"message":"ok","data":[{"filter_id":"f1","filter_reference":"data-scientist","name":"Data Scientist","archive":false}]}`)
+	}))
+	defer srv.Close()
+	c, _ := NewClient(ClientOptions{BaseURL: srv.URL, Key: "k"})
+	f, err := c.Filters(t.Context())
+	if err != nil || len(f) != 1 || f[0].FilterReference != "data-scientist" {
+		t.Errorf("Filters = %+v, %v", f, err)
+	}
+}

@@ -314,3 +314,13 @@ func (c *HrFlowClient) sourcesPage(ctx context.Context, page int) (list []Source
 	}
 	return list, meta.MaxPage, nil
 }
+
+// Source asks for one source by its key (GET source?key=).
+func (c *HrFlowClient) Source(ctx context.Context, key string) (Source, error) {
+	d, err := getOne[struct {
+		Key  string `json:"key"`
+		Name string `json:"name"`
+		Type string `json:"type"`
+	}](ctx, &c.conn, "source", url.Values{"key": {key}})
+	return Source{SourceID: d.Key, Name: d.Name, Type: d.Type}, err
+}

@@ -166,3 +166,29 @@ func TestPoolHrFlowSandboxExactlyOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceAndFilterLookups: the one-item lookups cvfeed check uses, for
+// both flavours, against the real sandbox.
+func TestSourceAndFilterLookups(t *testing.T) {
+	_, base := startSandbox(t, sandbox.Options{Sources: []string{testSource}, Filters: []string{"data-scientist"}})
+	c, _ := NewClient(ClientOptions{BaseURL: base, Key: "k"})
+	if s, err := c.Source(t.Context(), testSource); err != nil || s.SourceID != testSource {
+		t.Errorf("Source(known) = %+v, %v", s, err)
+	}
+	if _, err := c.Source(t.Context(), "0000000000000000000000000000000000000009"); StatusOf(err) == 0 {
+		t.Errorf("Source(unknown) = %v, want an API error", err)
+	}
+	if f, err := c.Filter(t.Context(), "data-scientist"); err != nil || f.FilterReference != "data-scientist" {
+		t.Errorf("Filter(known) = %+v, %v", f, err)
+	}
+	if _, err := c.Filter(t.Context(), "nope"); StatusOf(err) == 0 {
+		t.Errorf("Filter(unknown) = %v, want an API error", err)
+	}
+	h, _ := NewHrFlowClient(HrFlowOptions{BaseURL: base + "/v1", Key: "k", UserEmail: "hr@example.com"})
+	if s, err := h.Source(t.Context(), testSource); err != nil || s.SourceID != testSource {
+		t.Errorf("HrFlow Source(known) = %+v, %v", s, err)
+	}
+	if _, err := h.Source(t.Context(), "0000000000000000000000000000000000000009"); StatusOf(err) == 0 {
+		t.Errorf("HrFlow Source(unknown) = %v, want an API error", err)
+	}
+}

@@ -146,3 +146,51 @@ func (c *Client) Sources(ctx context.Context) ([]Source, error) {
 	}
 	return s, nil
 }
+
+// Filter is an element of GET filters (a job, in Riminder's words).
+type Filter struct {
+	FilterID        string `json:"filter_id"`
+	FilterReference string `json:"filter_reference"`
+	Name            string `json:"name"`
+}
+
+// Filters lists the filters the key can see (cvfeed check verifies the
+// filter_reference of the training metadata against it).
+func (c *Client) Filters(ctx context.Context) ([]Filter, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("filters", nil), nil)
+	if err != nil {
+		return nil, fmt.Errorf("get filters: %w", err)
+	}
+	var f []Filter
+	if err := c.do(req, &f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Source asks for one source by id (GET source?source_id=): cvfeed check
+// uses it for ids a listing did not show. A source that does not exist is
+// an *APIError (400 or 404).
+func (c *Client) Source(ctx context.Context, id string) (Source, error) {
+	return getOne[Source](ctx, &c.conn, "source", url.Values{"source_id": {id}})
+}
+
+// Filter asks for one filter by its reference (GET filter?filter_reference=).
+func (c *Client) Filter(ctx context.Context, reference string) (Filter, error) {
+	return getOne[Filter](ctx, &c.conn, "filter", url.Values{"filter_reference": {reference}})
+}
+
+// getOne GETs path?q and decodes the envelope's data.
+func getOne[T any](ctx context.Context, c *conn, path string, q url.Values) (T, error) {
+	var v T
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path, q), nil)
+	if err != nil {
+		return v, fmt.Errorf("get %s: %w", path, err)
+	}
+	err = c.do(req, &v)
+	return v, err
+}

@@ -257,3 +257,36 @@ retry_max = "500ms"`)
 		t.Errorf("the rerun uploaded %d more", after.Accepted-before.Accepted)
 	}
 }
+
+// TestCheck: exit 0 on a good config, 1 naming an unknown source_id or
+// filter, 2 on a broken config.
+func TestCheck(t *testing.T) {
+	sb := startSandbox(t, "-source", e2eSource, "-filter", "data-scientist")
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "cvs")
+	cvFiles(t, cvDir, 3)
+	cfg := writeConfig(t, dir, sb.url, "k", cvDir, "")
+	r := runCvfeed(t, nil, "check", "-config", cfg)
+	if r.code != 0 || strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, "OK    source   inbox") {
+		t.Errorf("check of a good config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	const unknown = "0123456789abcdef0123456789abcdef01234567"
+	bad := strings.Replace(readFile(t, cfg), e2eSource, unknown, 1)
+	bad = strings.Replace(bad, `filter_reference = "data-scientist"`, `filter_reference = "no-such-job"`, 1)
+	os.WriteFile(cfg, []byte(bad), 0o644)
+	r = runCvfeed(t, nil, "check", "-config", cfg)
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  source   inbox: source_id "+unknown) || !strings.Contains(r.stdout, `"no-such-job" is not a filter`) {
+		t.Errorf("check with an unknown source_id: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	os.WriteFile(cfg, []byte(bad+"\nbogus = 1\n"), 0o644)
+	if r := runCvfeed(t, nil, "check", "-config", cfg); r.code != 2 || !strings.Contains(r.stderr, "bogus") {
+		t.Errorf("check of a broken config: exit %d\n%s", r.code, r.stderr)
+	}
+	// A wrong key: one clear line.
+	os.WriteFile(cfg, []byte(strings.Replace(readFile(t, cfg), "\nbogus = 1\n", "", 1)), 0o644)
+	sb2 := startSandbox(t, "-api-key", "right")
+	os.WriteFile(cfg, []byte(strings.Replace(readFile(t, cfg), sb.url, sb2.url, 1)), 0o644)
+	if r := runCvfeed(t, nil, "check", "-config", cfg); r.code != 1 || !strings.Contains(r.stdout, "refused the key") {
+		t.Errorf("check with a wrong key: exit %d\n%s", r.code, r.stdout)
+	}
+}

@@ -95,6 +95,7 @@ func statePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, s
 type apiClient interface {
 	uploader.API
 	Sources(ctx context.Context) ([]uploader.Source, error)
+	Source(ctx context.Context, id string) (uploader.Source, error)
 }
 
 // api is a client to the configured API, and the embedded sandbox behind

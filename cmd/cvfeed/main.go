@@ -49,6 +49,7 @@ commands:
   failed     list failed items with their last error (-json)
   retry      queue failed items again (-all | ID...)
   report     activity per source and day (-json, -since DATE)
+  check      validate the config, reach the API, read every folder and mailbox
   sandbox    run a local fake Riminder API
   version    print the version
 
@@ -77,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRetry(ctx, rest, stdout, stderr)
 	case "report":
 		return cmdReport(ctx, rest, stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, rest, stdout, stderr)
 	case "sandbox":
 		return cmdSandbox(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
