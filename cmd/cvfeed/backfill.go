@@ -26,6 +26,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cf.register(fs)
 	only := fs.String("only", "", "comma-separated names of the sources to backfill (default: all)")
 	quiet := fs.Bool("no-progress", false, "no progress bar or progress lines")
+	dry := fs.Bool("dry-run", false, "list what would be uploaded; send and record nothing")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for benchmarks)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -51,6 +52,9 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitUsage
+	}
+	if *dry {
+		return dryRun(ctx, cfg, folders, mailboxes, stdout, stderr, log)
 	}
 	metadata := metadataFunc(sources(cfg.Folders, cfg.Mailboxes))
 	start := time.Now()

@@ -290,3 +290,30 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check with a wrong key: exit %d\n%s", r.code, r.stdout)
 	}
 }
+
+// TestBackfillDryRun lists what would be uploaded, and sends and records
+// nothing.
+func TestBackfillDryRun(t *testing.T) {
+	sb := startSandbox(t)
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "cvs")
+	cvFiles(t, cvDir, 5)
+	cfg := writeConfig(t, dir, sb.url, "k", cvDir, "")
+	r := runCvfeed(t, nil, "backfill", "-dry-run", "-config", cfg)
+	if r.code != 0 || strings.Count(r.stdout, "upload     inbox") != 5 || !strings.Contains(r.stdout, "would upload 5") {
+		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n := len(sb.profiles(t)); n != 0 || exists(filepath.Join(dir, "state", "cvfeed.db")) {
+		t.Errorf("a dry run sent %d profiles or created the state", n)
+	}
+	// After a real backfill and one new file, the dry run lists only it.
+	runCvfeed(t, nil, "backfill", "-config", cfg)
+	writeFile(t, filepath.Join(cvDir, "new.pdf"), "a new CV")
+	r = runCvfeed(t, nil, "backfill", "-dry-run", "-config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "would upload 1, duplicates 0") || !strings.Contains(r.stdout, "new.pdf") {
+		t.Errorf("dry run after a backfill: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n := len(sb.profiles(t)); n != 5 {
+		t.Errorf("sandbox holds %d, want the 5 of the real run", n)
+	}
+}
