@@ -73,18 +73,10 @@ func invalidSource(key string) reply {
 // default); with it, 201 with {parsing, profile}. Either way the profile is
 // stored at once and GET /v1/profile/indexing finds it.
 func (s *Server) postParsingFile(r *http.Request) reply {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return badRequest("Invalid request: a multipart/form-data body is required")
-	}
-	form, err := s.readForm(mr, hrflowFields)
+	form, refused := s.readUpload(r, hrflowFields)
 	defer form.cleanup()
-	if errors.Is(err, errStorage) {
-		s.log.Error("store upload", "err", err)
-		return fail(http.StatusInternalServerError, "Internal error: cannot store the file")
-	}
-	if err != nil {
-		return badRequest(err.Error())
+	if refused != nil {
+		return *refused
 	}
 
 	f := form.fields

@@ -83,23 +83,37 @@ type receivedFile struct {
 	tmp  string // temporary file in Dir; "" without Dir or once renamed
 }
 
+// readUpload reads a multipart upload's fields and file (streamed, hashed,
+// stored under Dir when set). A non-nil reply refuses the request; the
+// form must be cleaned up either way.
+func (s *Server) readUpload(r *http.Request, fields map[string]int64) (*uploadForm, *reply) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		rep := badRequest("Invalid request: a multipart/form-data body is required")
+		return nil, &rep
+	}
+	form, err := s.readForm(mr, fields)
+	if errors.Is(err, errStorage) {
+		s.log.Error("store upload", "err", err)
+		rep := fail(http.StatusInternalServerError, "Internal error: cannot store the file")
+		return form, &rep
+	}
+	if err != nil {
+		rep := badRequest(err.Error())
+		return form, &rep
+	}
+	return form, nil
+}
+
 // errStorage marks a failure to write into Dir: the sandbox's fault, a 500.
 var errStorage = errors.New("storage")
 
 // postProfile handles POST /profile: a streamed multipart upload.
 func (s *Server) postProfile(r *http.Request) reply {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return badRequest("Invalid request: a multipart/form-data body is required")
-	}
-	form, err := s.readForm(mr, riminderFields)
+	form, refused := s.readUpload(r, riminderFields)
 	defer form.cleanup()
-	if errors.Is(err, errStorage) {
-		s.log.Error("store upload", "err", err)
-		return fail(http.StatusInternalServerError, "Internal error: cannot store the file")
-	}
-	if err != nil {
-		return badRequest(err.Error())
+	if refused != nil {
+		return *refused
 	}
 
 	sourceID := form.fields["source_id"]

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sync"
@@ -20,15 +19,13 @@ import (
 // cmdBackfill makes one pass over every folder, uploads what is new and
 // waits until every item is uploaded, a duplicate, or failed.
 func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
+	c := newCommand("backfill", stderr)
+	fs := c.fs
 	only := fs.String("only", "", "comma-separated names of the sources to backfill (default: all)")
 	quiet := fs.Bool("no-progress", false, "no progress bar or progress lines")
 	dry := fs.Bool("dry-run", false, "list what would be uploaded; send and record nothing")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for benchmarks)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := c.start(args); !ok {
 		return code
 	}
 	if *cpuProfile != "" {
@@ -39,15 +36,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		defer stop()
 	}
-	log, err := newLogger(stderr, cf.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
-		return exitUsage
-	}
-	cfg, ok := loadConfig(cf.config, stderr)
-	if !ok {
-		return exitUsage
-	}
+	cfg, log := c.cfg, c.log
 	folders, mailboxes, err := selectSources(cfg, *only)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)

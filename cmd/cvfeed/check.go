@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,22 +33,15 @@ func (c *checker) fail(what, detail string) {
 // cmdCheck validates the config, reaches the API, and reads every folder
 // and mailbox, one line each; exit 1 if anything fails.
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	cmd := newCommand("check", stderr)
+	cmd.cf.logLevel = "error"
+	if code, ok := cmd.start(args); !ok {
+		if code == exitUsage && cmd.log != nil {
+			fmt.Fprintln(stdout, "FAIL  config   see above")
+		}
 		return code
 	}
-	log, err := newLogger(stderr, "error")
-	if err != nil {
-		return exitUsage
-	}
-	cfg, ok := loadConfig(cf.config, stderr)
-	if !ok {
-		fmt.Fprintln(stdout, "FAIL  config   see above")
-		return exitUsage
-	}
+	cfg, log := cmd.cfg, cmd.log
 	c := &checker{w: stdout}
 	c.ok("config", fmt.Sprintf("%s: %d folders, %d mailboxes", cfg.File, len(cfg.Folders), len(cfg.Mailboxes)))
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

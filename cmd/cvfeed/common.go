@@ -39,6 +39,65 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
+// command is how every command that reads the config starts: a flag set
+// with the common flags (commands add theirs before start), then the
+// flags parsed, a logger and the config.
+type command struct {
+	fs     *flag.FlagSet
+	cf     commonFlags
+	stderr io.Writer
+	// args allows positional arguments (retry's IDs).
+	args bool
+	cfg  *config.Config
+	log  *slog.Logger
+}
+
+func newCommand(name string, stderr io.Writer) *command {
+	c := &command{fs: flag.NewFlagSet(name, flag.ContinueOnError), stderr: stderr}
+	c.fs.SetOutput(stderr)
+	c.cf.register(c.fs)
+	return c
+}
+
+// start parses args, makes the logger and loads the config; it returns
+// false, with the exit code, when the command must stop.
+func (c *command) start(args []string) (int, bool) {
+	if c.args {
+		if err := c.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK, false
+			}
+			return exitUsage, false
+		}
+	} else if code, ok := parseFlags(c.fs, args); !ok {
+		return code, false
+	}
+	log, err := newLogger(c.stderr, c.cf.logLevel)
+	if err != nil {
+		fmt.Fprintln(c.stderr, "cvfeed:", err)
+		return exitUsage, false
+	}
+	c.log = log
+	cfg, ok := loadConfig(c.cf.config, c.stderr)
+	if !ok {
+		return exitUsage, false
+	}
+	c.cfg = cfg
+	return 0, true
+}
+
+// withState runs fn with the state (read-only unless write), opened here
+// or reached through the running daemon's control socket.
+func (c *command) withState(write bool, fn func(stateReader) int) int {
+	sr, err := openStateReader(c.cfg.StateDir, write)
+	if err != nil {
+		fmt.Fprintln(c.stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	defer sr.Close()
+	return fn(sr)
+}
+
 // parseFlags parses args; it returns false (and the exit code) on -h or a
 // usage error.
 func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -14,30 +13,21 @@ import (
 
 // cmdFailed lists the failed items with their last error.
 func cmdFailed(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("failed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	c := newCommand("failed", stderr)
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	if code, ok := c.start(args); !ok {
 		return code
 	}
-	cfg, ok := loadConfig(cf.config, stderr)
-	if !ok {
-		return exitUsage
-	}
-	sr, err := openStateReader(cfg.StateDir, false)
-	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
-		return exitFailed
-	}
-	defer sr.Close()
+	return c.withState(false, func(sr stateReader) int { return printFailed(sr, *asJSON, stdout, stderr) })
+}
+
+func printFailed(sr stateReader, asJSON bool, stdout, stderr io.Writer) int {
 	items, err := sr.Failed()
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitFailed
 	}
-	if *asJSON {
+	if asJSON {
 		if items == nil {
 			items = []failedItem{}
 		}
@@ -60,22 +50,17 @@ func cmdFailed(_ context.Context, args []string, stdout, stderr io.Writer) int {
 
 // cmdRetry queues failed items again with a fresh attempt count.
 func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("retry", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	all := fs.Bool("all", false, "queue every failed item again")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: cvfeed retry [-config PATH] (-all | ID...)\n\nIDs are those cvfeed failed prints (SOURCE_ID/SHA256).")
-		fs.PrintDefaults()
+	c := newCommand("retry", stderr)
+	c.args = true
+	all := c.fs.Bool("all", false, "queue every failed item again")
+	c.fs.Usage = func() {
+		fmt.Fprintln(c.fs.Output(), "usage: cvfeed retry [-config PATH] (-all | ID...)\n\nIDs are those cvfeed failed prints (SOURCE_ID/SHA256).")
+		c.fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := c.start(args); !ok {
+		return code
 	}
-	ids, err := parseIDs(fs.Args())
+	ids, err := parseIDs(c.fs.Args())
 	switch {
 	case err != nil:
 		fmt.Fprintln(stderr, "cvfeed retry:", err)
@@ -84,16 +69,10 @@ func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cvfeed retry: give either -all or item IDs")
 		return exitUsage
 	}
-	cfg, ok := loadConfig(cf.config, stderr)
-	if !ok {
-		return exitUsage
-	}
-	sr, err := openStateReader(cfg.StateDir, true)
-	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
-		return exitFailed
-	}
-	defer sr.Close()
+	return c.withState(true, func(sr stateReader) int { return retry(sr, ids, stdout, stderr) })
+}
+
+func retry(sr stateReader, ids []state.Key, stdout, stderr io.Writer) int {
 	n, err := sr.RetryFailed(ids) // no ids: all of them
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
@@ -110,13 +89,10 @@ func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
 // cmdReport prints the activity per source and day, as the Reports view
 // of the Riminder dashboard does.
 func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	sinceS := fs.String("since", "", "only days on or after DATE (YYYY-MM-DD)")
-	if code, ok := parseFlags(fs, args); !ok {
+	c := newCommand("report", stderr)
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	sinceS := c.fs.String("since", "", "only days on or after DATE (YYYY-MM-DD)")
+	if code, ok := c.start(args); !ok {
 		return code
 	}
 	var since time.Time
@@ -128,22 +104,16 @@ func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		since = t
 	}
-	cfg, ok := loadConfig(cf.config, stderr)
-	if !ok {
-		return exitUsage
-	}
-	sr, err := openStateReader(cfg.StateDir, false)
-	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
-		return exitFailed
-	}
-	defer sr.Close()
+	return c.withState(false, func(sr stateReader) int { return printReport(sr, since, *asJSON, stdout, stderr) })
+}
+
+func printReport(sr stateReader, since time.Time, asJSON bool, stdout, stderr io.Writer) int {
 	rows, err := sr.Report(since)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitFailed
 	}
-	if *asJSON {
+	if asJSON {
 		if rows == nil {
 			rows = []state.ReportRow{}
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,22 +26,11 @@ import (
 // cmdRun is the daemon: it watches every folder and uploads each new CV
 // until SIGINT or SIGTERM, reloading the config on SIGHUP.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	c := newCommand("run", stderr)
+	if code, ok := c.start(args); !ok {
 		return code
 	}
-	log, err := newLogger(stderr, cf.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
-		return exitUsage
-	}
-	cfg, ok := loadConfig(cf.config, stderr)
-	if !ok {
-		return exitUsage
-	}
+	cfg, log := c.cfg, c.log
 	// SIGHUP is caught from the start: a reload sent while starting is
 	// not lost, and does not kill the process.
 	hup := make(chan os.Signal, 1)

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"text/tabwriter"
 
+	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -20,28 +20,21 @@ type statusJSON struct {
 
 // cmdStatus prints the counts per source and status.
 func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf commonFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	c := newCommand("status", stderr)
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	if code, ok := c.start(args); !ok {
 		return code
 	}
-	cfg, ok := loadConfig(cf.config, stderr)
-	if !ok {
-		return exitUsage
-	}
+	return c.withState(false, func(sr stateReader) int { return printStatus(sr, c.cfg, *asJSON, stdout, stderr) })
+}
+
+// printStatus prints the counts of every configured source (and of any
+// source still in the state).
+func printStatus(sr stateReader, cfg *config.Config, asJSON bool, stdout, stderr io.Writer) int {
 	doc := statusJSON{Sources: map[string]state.Counts{}}
 	for _, src := range sources(cfg.Folders, cfg.Mailboxes) {
 		doc.Sources[src.name] = state.Counts{}
 	}
-	sr, err := openStateReader(cfg.StateDir, false)
-	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
-		return exitFailed
-	}
-	defer sr.Close()
 	counts, err := sr.Counts()
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
@@ -53,7 +46,7 @@ func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, c := range doc.Sources {
 		doc.Total = doc.Total.Add(c)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		if err := enc.Encode(doc); err != nil {
 			fmt.Fprintln(stderr, "cvfeed:", err)
