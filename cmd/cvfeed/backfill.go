@@ -67,6 +67,14 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		log.Info("uploads interrupted by the last stop will be confirmed with the API before being sent again", "items", n)
 	}
 	read := probeRead(ctx, a.client, log)
+	// status, failed and report work during a long backfill too.
+	ctlCtx, stopControl := context.WithCancel(context.WithoutCancel(ctx))
+	controlDone := make(chan error, 1)
+	go func() { controlDone <- serveControl(ctlCtx, cfg.StateDir, localState{store}, log) }()
+	defer func() {
+		stopControl()
+		<-controlDone
+	}()
 
 	accept := acceptSources(sources(folders, mailboxes))
 	cleanSpool(store, spoolDir(cfg.StateDir), time.Now(), log)

@@ -317,3 +317,28 @@ func TestBackfillDryRun(t *testing.T) {
 		t.Errorf("sandbox holds %d, want the 5 of the real run", n)
 	}
 }
+
+// TestStatusDuringBackfill: status -json answers while a backfill holds
+// the state (through its control socket).
+func TestStatusDuringBackfill(t *testing.T) {
+	sb := startSandbox(t, "-latency", "50ms")
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "cvs")
+	cvFiles(t, cvDir, 200)
+	cfg := writeConfig(t, dir, sb.url, "k", cvDir, "workers = 2")
+	cmd := exec.Command(cvfeedBin(t), "backfill", "-config", cfg, "-no-progress")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r := runCvfeed(t, nil, "status", "-json", "-config", cfg)
+		var st statusJSON
+		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st.Total.Uploaded > 0 && st.Total.Pending > 0 {
+			return // mid-way, and it answered
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("status -json never showed a backfill mid-way")
+}
