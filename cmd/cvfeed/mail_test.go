@@ -211,21 +211,7 @@ func TestRunMailboxIDLE(t *testing.T) {
 	dir := t.TempDir()
 	cfg := mailConfig(t, dir, sb.url, dv.Addr, `after_upload = "seen"
 poll_interval = "1m"`)
-	d := &daemonProc{done: make(chan struct{})}
-	d.cmd = exec.Command(cvfeedBin(t), "run", "-config", cfg, "-log-level", "debug")
-	d.cmd.Env = append(os.Environ(), "JOBS_IMAP_PASSWORD="+mailPassword)
-	d.cmd.Stderr = d
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-d.done
-		if t.Failed() {
-			t.Logf("cvfeed run log:\n%s", tail(d.log(), 60))
-		}
-	})
+	d := startRun(t, cfg, "JOBS_IMAP_PASSWORD="+mailPassword)
 	time.Sleep(2 * time.Second) // connected and idling
 	raw, sha := cvMessage(1, 3000)
 	start := time.Now()

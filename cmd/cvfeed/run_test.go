@@ -37,10 +37,11 @@ func (d *daemonProc) log() string {
 	return d.stderr.String()
 }
 
-func startRun(t *testing.T, cfg string) *daemonProc {
+func startRun(t *testing.T, cfg string, env ...string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{done: make(chan struct{})}
 	d.cmd = exec.Command(cvfeedBin(t), "run", "-config", cfg, "-log-level", "debug")
+	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stderr = d
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
