@@ -162,20 +162,39 @@ func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 	if f.AfterUpload == config.AfterKeep && (a.Item.Status == state.Uploaded || f.FailedDir == "") {
 		return "", nil
 	}
-	if err := r.unchanged(f, a); err != nil {
-		return "", err
-	}
 	rel, err := filepath.Rel(f.Path, a.Path)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 		// Not under the folder (a symlinked file, or a moved folder):
 		// keep its name only.
 		rel = filepath.Base(a.Path)
 	}
+	target := "" // where a move puts the file
+	switch {
+	case a.Item.Status == state.Failed && f.FailedDir != "":
+		target = filepath.Join(f.FailedDir, rel)
+	case a.Item.Status == state.Uploaded && f.AfterUpload == config.AfterMove:
+		target = filepath.Join(f.DoneDir, rel)
+	}
+	if rec, err := r.unchanged(f, a); err != nil {
+		// A stop between the move and its record: the file is already
+		// at the target (same inode: a rename on one file system; a
+		// copy across file systems is not recognised and stays where
+		// it went, only unrecorded). Finish the job.
+		if target != "" && errors.Is(err, errGone) {
+			if moved := findMoved(target, rec); moved != "" {
+				if a.Item.Status == state.Failed && !exists(moved+".error.txt") {
+					_ = writeErrorFile(moved, a, r.now())
+				}
+				return moved, nil
+			}
+		}
+		return "", err
+	}
 	if a.Item.Status == state.Failed {
 		if f.FailedDir == "" {
 			return "", nil // no failed_dir: the file stays where HR put it
 		}
-		dest, err := moveNoClobber(a.Path, filepath.Join(f.FailedDir, rel))
+		dest, err := moveNoClobber(a.Path, target)
 		if err != nil {
 			return "", err
 		}
@@ -187,7 +206,7 @@ func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 	}
 	switch f.AfterUpload {
 	case config.AfterMove:
-		dest, err := moveNoClobber(a.Path, filepath.Join(f.DoneDir, rel))
+		dest, err := moveNoClobber(a.Path, target)
 		if err != nil {
 			return "", err
 		}
@@ -205,29 +224,55 @@ func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 
 // unchanged checks that the file at the action's path is still the one
 // claimed: same content hash remembered for the path, same identity now.
-// A file replaced by a new version must not be moved or deleted.
-func (r *Runner) unchanged(f config.Folder, a state.Action) error {
+// A file replaced by a new version must not be moved or deleted. It
+// returns the remembered identity.
+func (r *Runner) unchanged(f config.Folder, a state.Action) (state.FileRecord, error) {
 	rec, ok, err := r.store.LookupFile(f.SourceID, a.Path)
 	if err != nil {
-		return err
+		return rec, err
 	}
 	if !ok || rec.SHA256 != a.SHA256 {
-		return fmt.Errorf("%w: the path now holds other content", errChanged)
+		return rec, fmt.Errorf("%w: the path now holds other content", errChanged)
 	}
 	fi, err := os.Lstat(a.Path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: it is gone", errChanged)
+		return rec, errGone
 	}
 	if err != nil {
-		return err
+		return rec, err
 	}
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	if st == nil || !fi.Mode().IsRegular() || uint64(st.Ino) != rec.Ino || uint64(st.Dev) != rec.Dev ||
-		fi.Size() != rec.Size || fi.ModTime().UnixNano() != rec.MTime {
-		return fmt.Errorf("%w: it was modified", errChanged)
+	if !sameFile(fi, rec.Identity) {
+		return rec, fmt.Errorf("%w: it was modified", errChanged)
 	}
-	return nil
+	return rec, nil
 }
+
+// errGone: the file is no longer at its path.
+var errGone = fmt.Errorf("%w: it is gone", errChanged)
+
+func sameFile(fi fs.FileInfo, id state.Identity) bool {
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	return st != nil && fi.Mode().IsRegular() && uint64(st.Ino) == id.Ino && uint64(st.Dev) == id.Dev &&
+		fi.Size() == id.Size && fi.ModTime().UnixNano() == id.MTime
+}
+
+// findMoved looks for the file rec at target or its no-clobber variants
+// ("x (1).pdf"…): where a move that was not recorded put it.
+func findMoved(target string, rec state.FileRecord) string {
+	for n := 0; n < 1000; n++ {
+		p := withSuffix(target, n)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return ""
+		}
+		if err == nil && sameFile(fi, rec.Identity) {
+			return p
+		}
+	}
+	return ""
+}
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
 // writeErrorFile writes "<file>.error.txt" saying why the upload failed.
 func writeErrorFile(path string, a state.Action, now time.Time) error {

@@ -81,8 +81,6 @@ func (e *env) runner() *Runner {
 	return r
 }
 
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 func TestMoveKeepsRelativePathAndNeverOverwrites(t *testing.T) {
 	e := newEnv(t, config.AfterMove)
 	e.claim("Data Scientist/anna.pdf", "anna")
@@ -213,5 +211,33 @@ func TestCopyAcross(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(dir, "done", ".cvfeed-move-*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+// TestMoveRecordedAfterAStop: cvfeed stopped between moving a file and
+// recording it; the next sweep finds the file where the move put it and
+// the item follows it (so that a retry of a failed CV reads it there).
+func TestMoveRecordedAfterAStop(t *testing.T) {
+	e := newEnv(t, config.AfterMove)
+	k := e.claim("sub/bad.pdf", "bad")
+	e.claim("good.pdf", "good")
+	e.settle(map[state.Key]state.Outcome{k: state.Fail})
+	// The moves happened (renames on one file system), the records did not.
+	for _, m := range [][2]string{{"sub/bad.pdf", filepath.Join(e.folder.FailedDir, "sub", "bad.pdf")}, {"good.pdf", filepath.Join(e.folder.DoneDir, "good.pdf")}} {
+		os.MkdirAll(filepath.Dir(m[1]), 0o755)
+		if err := os.Rename(filepath.Join(e.folder.Path, m[0]), m[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.runner().Sweep()
+	if due, _ := e.store.DueActions(); len(due) != 0 {
+		t.Errorf("%d actions left", len(due))
+	}
+	dest := filepath.Join(e.folder.FailedDir, "sub", "bad.pdf")
+	if it, _, _ := e.store.Get(k); it.Path != dest {
+		t.Errorf("failed item path = %q, want %q", it.Path, dest)
+	}
+	if !exists(dest + ".error.txt") {
+		t.Error("the error note was not written")
 	}
 }
