@@ -169,6 +169,9 @@ func (r *reader) folder(key string, raw *rawFolder, flavor string) Folder {
 	if n, ok := r.size(key+".max_size", raw.MaxSize); ok {
 		f.MaxSize = n
 	}
+	if s, ok := r.enum(key+".follow_symlinks", raw.FollowSymlinks, FollowInside, FollowNever, FollowAll); ok {
+		f.FollowSymlinks = s
+	}
 	for i := range raw.TrainingMetadata {
 		tm := r.training(fmt.Sprintf("%s.training_metadata[%d]", key, i), &raw.TrainingMetadata[i])
 		f.TrainingMetadata = append(f.TrainingMetadata, tm)

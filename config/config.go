@@ -124,6 +124,9 @@ type Folder struct {
 	Exclude []string
 	// MaxSize is the largest file uploaded, in bytes; 0 means no limit.
 	MaxSize int64
+	// FollowSymlinks says which symbolic links in the folder are
+	// followed: FollowInside (default), FollowNever or FollowAll.
+	FollowSymlinks string
 	// TrainingMetadata is sent with every upload of this folder. A
 	// filter_reference may hold the template key {subdir} (see
 	// TemplateSubdir).
@@ -135,6 +138,18 @@ const (
 	WatchAuto   = "auto"
 	WatchEvents = "events"
 	WatchPoll   = "poll"
+)
+
+// Values of Folder.FollowSymlinks.
+const (
+	// FollowInside follows a link whose target lies inside the folder
+	// and skips, with a warning, one that leads outside.
+	FollowInside = "inside"
+	// FollowNever follows no symbolic link.
+	FollowNever = "never"
+	// FollowAll follows every link for reading; after-actions still never
+	// move or delete anything outside the folder.
+	FollowAll = "all"
 )
 
 // Values of Folder.AfterUpload.

@@ -28,7 +28,7 @@ func TestDefault(t *testing.T) {
 		t.Errorf("Default() = %+v, want %+v", d, want)
 	}
 	f := defaultFolder()
-	wantF := Folder{Recursive: true, Settle: 2 * time.Second, Watch: "auto", RescanInterval: 5 * time.Minute, AfterUpload: "keep", Include: DefaultInclude(), MaxSize: 100 << 20}
+	wantF := Folder{Recursive: true, Settle: 2 * time.Second, Watch: "auto", RescanInterval: 5 * time.Minute, AfterUpload: "keep", Include: DefaultInclude(), MaxSize: 100 << 20, FollowSymlinks: "inside"}
 	if !reflect.DeepEqual(f, wantF) {
 		t.Errorf("defaultFolder() = %+v, want %+v", f, wantF)
 	}
@@ -89,6 +89,7 @@ func TestParseValidFull(t *testing.T) {
 			Include:        []string{"*.pdf", "*.docx", "scans/*.png", "price-${X}.pdf"},
 			Exclude:        []string{"~$*", "tmp/*"},
 			MaxSize:        50 << 20,
+			FollowSymlinks: "never",
 			TrainingMetadata: []TrainingMetadata{{
 				FilterReference: "backend",
 				Stage:           ptr("NEW"),
@@ -109,6 +110,7 @@ func TestParseValidFull(t *testing.T) {
 			AfterUpload:    "delete",
 			Include:        DefaultInclude(),
 			MaxSize:        1 << 20,
+			FollowSymlinks: "inside",
 		}, {
 			Name:           "scans_2",
 			Path:           filepath.Join(td, "cvs"),
@@ -121,6 +123,7 @@ func TestParseValidFull(t *testing.T) {
 			Include:        DefaultInclude(),
 			Exclude:        []string{},
 			MaxSize:        0,
+			FollowSymlinks: "inside",
 			TrainingMetadata: []TrainingMetadata{
 				{FilterReference: "ops-{subdir}", Stage: ptr("LATER"), Rating: ptr(1)},
 				{FilterReference: "dev", Stage: ptr("NO")},

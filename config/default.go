@@ -42,6 +42,7 @@ func defaultFolder() Folder {
 		AfterUpload:    afterKeep,
 		Include:        DefaultInclude(),
 		MaxSize:        100 << 20,
+		FollowSymlinks: FollowInside,
 	}
 }
 

@@ -23,6 +23,7 @@ var invalid = map[string]string{
 		`testdata/invalid-env-syntax.toml:7: folder[0].path: unterminated ${ (write $${ for a literal ${)`,
 		`testdata/invalid-env-syntax.toml:8: folder[0].source_id: invalid ${...}: a variable name is letters, digits and _, not starting with a digit (write $${ for a literal ${)`,
 	),
+	"invalid-follow-symlinks.toml":   `testdata/invalid-follow-symlinks.toml:8: folder[0].follow_symlinks: "outside" is not one of inside, never, all`,
 	"invalid-folder-not-array.toml":  `testdata/invalid-folder-not-array.toml:4: folder: expected an array of tables: write [[folder]], not [folder]`,
 	"invalid-hrflow.toml":            `testdata/invalid-hrflow.toml:4: api.user_email: "hr at example.com" is not an e-mail address`,
 	"invalid-hrflow-no-email.toml":   `testdata/invalid-hrflow-no-email.toml: api.user_email: required with flavor = "hrflow" (sent as X-USER-EMAIL)`,

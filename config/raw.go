@@ -64,6 +64,7 @@ type rawFolder struct {
 	Include          rawValue      `toml:"include"`
 	Exclude          rawValue      `toml:"exclude"`
 	MaxSize          rawValue      `toml:"max_size"`
+	FollowSymlinks   rawValue      `toml:"follow_symlinks"`
 	TrainingMetadata []rawTraining `toml:"training_metadata"`
 }
 
