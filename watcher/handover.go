@@ -26,7 +26,8 @@ type handover struct {
 	store Store
 	log   *slog.Logger
 	stats *Stats
-	// open opens a file to hash; tests count and fail opens.
+	// open, when set, replaces the confined open of a file to hash
+	// (tests count and fail opens).
 	open func(string) (*os.File, error)
 	// batch and flush bound a claim transaction: the number of files and
 	// the time the first waits.
@@ -114,7 +115,7 @@ func (h *handover) examine(f file, buf []byte) (state.Candidate, outcome) {
 		h.stats.Unchanged.Add(1)
 		return state.Candidate{}, unchanged
 	}
-	fh, err := h.open(f.abs)
+	fh, err := h.openFile(f)
 	if err != nil {
 		h.unreadable(f, err)
 		return state.Candidate{}, dropped
@@ -158,6 +159,15 @@ func (h *handover) examine(f file, buf []byte) (state.Candidate, outcome) {
 	}
 	sum.Sum(c.SHA256[:0])
 	return c, hashed
+}
+
+// openFile opens a file to hash inside its folder (package confine: only
+// the links follow_symlinks allows are followed).
+func (h *handover) openFile(f file) (*os.File, error) {
+	if h.open != nil {
+		return h.open(f.abs)
+	}
+	return folderTree(f.folder).Open(f.abs)
 }
 
 // claim writes candidates in batches, one transaction per batch, until

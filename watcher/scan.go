@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cvfeed/cvfeed/config"
-	"github.com/cvfeed/cvfeed/internal/fileio"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -60,7 +59,8 @@ type ScannerOptions struct {
 	Hashers int
 	// Stats receives the counts (default: a new Stats).
 	Stats *Stats
-	// Open replaces os.Open for reading files (tests).
+	// Open replaces the open of files to hash, which is otherwise
+	// confined to the file's folder (tests).
 	Open func(string) (*os.File, error)
 }
 
@@ -81,9 +81,6 @@ func newHandover(store Store, log *slog.Logger, stats *Stats, open func(string) 
 	}
 	if stats == nil {
 		stats = new(Stats)
-	}
-	if open == nil {
-		open = fileio.Open
 	}
 	return &handover{store: store, log: log, stats: stats, open: open, batch: 256, flush: 50 * time.Millisecond}
 }

@@ -81,11 +81,13 @@ func TestScanPicksCVsAndSkipsTheRest(t *testing.T) {
 	write(t, filepath.Join(root, "empty.pdf"), "")
 	write(t, filepath.Join(root, "huge.pdf"), strings.Repeat("x", 1001))
 	write(t, filepath.Join(root, "archive", "old.pdf"), "excluded dir")
-	// Symbolic links: to a file, a loop, a dangling one.
-	write(t, filepath.Join(t.TempDir(), "elsewhere.rtf"), "")
-	outside := filepath.Join(t.TempDir(), "linked.rtf")
-	write(t, outside, "rtf via link")
-	os.Symlink(outside, filepath.Join(root, "linked.rtf"))
+	// Symbolic links: to a file inside (absolute, into an excluded
+	// directory), to one outside (skipped), a loop, a dangling one.
+	write(t, filepath.Join(root, "archive", "linked.rtf"), "rtf via link")
+	os.Symlink(filepath.Join(root, "archive", "linked.rtf"), filepath.Join(root, "linked.rtf"))
+	outside := filepath.Join(t.TempDir(), "outside.rtf")
+	write(t, outside, "rtf outside")
+	os.Symlink(outside, filepath.Join(root, "outside.rtf"))
 	os.Symlink(root, filepath.Join(root, "Data Scientist", "loop"))
 	os.Symlink(filepath.Join(root, "nowhere.pdf"), filepath.Join(root, "dangling.pdf"))
 
@@ -108,9 +110,10 @@ func TestScanPicksCVsAndSkipsTheRest(t *testing.T) {
 	if c.New != 5 || c.Duplicates != 1 {
 		t.Errorf("new %d, duplicates %d; want 5, 1", c.New, c.Duplicates)
 	}
-	// ~$, .part, .crdownload, .tmp, .hidden, notes.txt, empty, huge.
-	if c.Skipped != 8 {
-		t.Errorf("skipped %d, want 8", c.Skipped)
+	// ~$, .part, .crdownload, .tmp, .hidden, notes.txt, empty, huge,
+	// the link outside.
+	if c.Skipped != 9 {
+		t.Errorf("skipped %d, want 9", c.Skipped)
 	}
 	if c.Errors != 1 { // the dangling link
 		t.Errorf("errors %d, want 1 (the dangling link)", c.Errors)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cvfeed/cvfeed/internal/confine"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -49,7 +50,8 @@ type settler struct {
 	settle time.Duration
 	// trustMtime: an mtime older than settle counts as the wait.
 	trustMtime bool
-	stat       func(string) (fs.FileInfo, error)
+	// stat stats a file inside its folder (confine.Tree.Stat).
+	stat func(string) (fs.FileInfo, error)
 	// writers finds processes writing a file; nil when there is no /proc.
 	writers writerFinder
 	// procPath maps a path to the one /proc shows (symbolic links in the
@@ -294,7 +296,8 @@ func (s *settler) scanWriters(need []*pending, now time.Time) []*pending {
 }
 
 func (s *settler) drop(p *pending, err error) {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
+	var le *confine.LinkError
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) || errors.As(err, &le) {
 		s.log.Debug("gone before it was complete; forgotten", "file", p.abs)
 	} else {
 		s.log.Warn("cannot stat file; forgotten until it changes or the next rescan", "file", p.abs, "err", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/internal/confine"
 )
 
 // defaultRescan is the reconcile period when the folder sets none.
@@ -23,6 +23,7 @@ const defaultRescan = 5 * time.Minute
 type source struct {
 	w      *Watch
 	f      config.Folder
+	tree   confine.Tree // every stat of the folder's files goes through it
 	filter *Filter
 	log    *slog.Logger
 	ctx    context.Context // the source's lifetime, for again
@@ -32,7 +33,7 @@ type source struct {
 }
 
 func newSource(w *Watch, f config.Folder) *source {
-	s := &source{w: w, f: f, filter: NewFilter(f), log: w.log.With("source", f.Name), retry: make(chan file, 16)}
+	s := &source{w: w, f: f, tree: folderTree(&f), filter: NewFilter(f), log: w.log.With("source", f.Name), retry: make(chan file, 16)}
 	s.prefix = f.Path + "/"
 	if strings.HasSuffix(f.Path, "/") {
 		s.prefix = f.Path
@@ -63,7 +64,7 @@ func (s *source) rel(abs string) (string, bool) {
 func (s *source) run(ctx context.Context) {
 	s.ctx = ctx
 	mode, period := chooseMode(&s.f)
-	s.set = newSettler(s.f.Settle, os.Stat, s.log, &s.w.h.stats.Settling)
+	s.set = newSettler(s.f.Settle, s.tree.Stat, s.log, &s.w.h.stats.Settling)
 	s.set.writers = s.w.procs
 	s.set.trustMtime = !isNetwork(s.f.Path)
 	if real, err := filepath.EvalSymlinks(s.f.Path); err == nil && real != s.f.Path {
@@ -215,7 +216,12 @@ func (s *source) onEvent(ev *eventWatch, walks *walks, e fsnotify.Event) {
 	}
 	switch {
 	case e.Has(fsnotify.Create):
-		fi, err := os.Stat(e.Name)
+		fi, err := s.tree.Stat(e.Name)
+		var le *confine.LinkError
+		if errors.As(err, &le) {
+			walks.w.linkSkipped(e.Name, le)
+			return
+		}
 		if err != nil {
 			return // gone already, or a broken link
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -14,13 +13,22 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/internal/confine"
 	"github.com/cvfeed/cvfeed/state"
 )
 
-// walker walks a folder's tree. It follows symbolic links (to files and to
-// directories) and never enters a directory twice in one walk, so a
-// symlink loop ends the descent with a log line. What it does with each
-// directory and file is up to its callbacks.
+// walker walks a folder's tree. It follows the symbolic links (to files
+// and to directories) that the folder's follow_symlinks allows, skips the
+// others with one log line each (a WARN for a link that leads outside),
+// and never enters a directory twice in one walk, so a symlink loop ends
+// the descent with a log line. What it does with each directory and file
+// is up to its callbacks.
+//
+// The walk stays inside the folder (package confine): each directory is
+// opened relative to its parent's descriptor with O_NOFOLLOW, so a
+// directory swapped for a symbolic link after it was listed is not
+// entered, and a link is entered only through the folder's root once its
+// target was judged.
 //
 // A walk is most of what a restart costs (every file is stat'ed, none is
 // read), so it lists directories with getdents64 into one buffer, stats
@@ -29,6 +37,7 @@ import (
 // each), and with workers > 1 walks several directories at once.
 type walker struct {
 	f        *config.Folder
+	tree     confine.Tree
 	filter   *Filter
 	skipDirs map[string]bool // done_dir and failed_dir: never walked
 	log      *slog.Logger
@@ -97,7 +106,7 @@ func (f *found) rel() string {
 const batchSize = 512
 
 func newWalker(f *config.Folder, log *slog.Logger, stats *Stats) *walker {
-	w := &walker{f: f, filter: NewFilter(*f), log: log, stats: stats, workers: 1, skipDirs: map[string]bool{}}
+	w := &walker{f: f, tree: folderTree(f), filter: NewFilter(*f), log: log, stats: stats, workers: 1, skipDirs: map[string]bool{}}
 	for _, d := range []string{f.DoneDir, f.FailedDir} {
 		if d != "" {
 			w.skipDirs[filepath.Clean(d)] = true
@@ -106,33 +115,74 @@ func newWalker(f *config.Folder, log *slog.Logger, stats *Stats) *walker {
 	return w
 }
 
+// folderTree is the confined tree of a folder, with its follow_symlinks.
+func folderTree(f *config.Folder) confine.Tree {
+	p, _ := confine.ParsePolicy(f.FollowSymlinks) // validated by config
+	return confine.New(f.Path, p)
+}
+
 // walkRoot walks the whole folder.
 func (w *walker) walkRoot(ctx context.Context) error {
 	w.reports.begin()
 	defer w.reports.prune()
-	info, err := os.Stat(w.f.Path)
-	if err == nil && !info.IsDir() {
-		err = errors.New("not a directory")
-	}
+	root, err := w.tree.OpenRoot()
 	if err != nil {
 		w.report(slog.LevelError, "cannot read folder; skipped", w.f.Path, err)
 		return nil
 	}
+	defer root.Close()
+	d, err := root.OpenDir("")
+	if err != nil {
+		w.report(slog.LevelError, "cannot read folder; skipped", w.f.Path, err)
+		return nil
+	}
+	info, err := d.Stat()
+	if err != nil {
+		d.Close()
+		w.report(slog.LevelError, "cannot read folder; skipped", w.f.Path, err)
+		return nil
+	}
 	w.reports.ok(w.f.Path)
-	return w.walkDir(ctx, w.f.Path, "", info)
+	return w.walkFrom(ctx, root, d, w.f.Path, "", info)
 }
 
-// walkDir walks the sub-tree at abs (rel to the folder, slash separated).
-func (w *walker) walkDir(ctx context.Context, abs, rel string, info fs.FileInfo) error {
+// walkDir walks the sub-tree at abs (rel to the folder, slash separated),
+// reached from the folder's root as its follow_symlinks says. A directory
+// gone meanwhile is no error.
+func (w *walker) walkDir(ctx context.Context, abs, rel string) error {
+	root, err := w.tree.OpenRoot()
+	if err != nil {
+		return nil // the rescan says why
+	}
+	defer root.Close()
+	d, err := root.OpenDir(rel)
+	if err != nil {
+		var le *confine.LinkError
+		if errors.As(err, &le) {
+			w.linkSkipped(abs, le)
+		}
+		return nil
+	}
+	info, err := d.Stat()
+	if err != nil {
+		d.Close()
+		return nil
+	}
+	return w.walkFrom(ctx, root, d, abs, rel, info)
+}
+
+// walkFrom walks the directory d (abs, rel) and below; d is closed.
+func (w *walker) walkFrom(ctx context.Context, root *confine.Root, d *confine.Dir, abs, rel string, info fs.FileInfo) error {
 	w.visited = map[[2]uint64]bool{}
 	if !w.enter(info) {
+		d.Close()
 		return nil
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	// The calling goroutine is a worker too; when no other is free a
 	// sub-directory is walked inline, so the recursion never waits.
 	g.SetLimit(w.workers - 1)
-	err := w.dir(ctx, g, abs, rel, info)
+	err := w.dir(ctx, g, root, d, abs, rel, info)
 	if werr := g.Wait(); err == nil {
 		err = werr
 	}
@@ -159,32 +209,59 @@ func (w *walker) enter(fi fs.FileInfo) bool {
 	return true
 }
 
-// dir lists a directory, hands its files over and descends.
-func (w *walker) dir(ctx context.Context, g *errgroup.Group, abs, rel string, info fs.FileInfo) error {
+// subdir is a sub-directory to walk; link: the name is a symbolic link,
+// entered through the root (its target was judged by the policy).
+type subdir struct {
+	name string
+	link bool
+}
+
+// dir lists the directory d, hands its files over and descends; it closes
+// d.
+func (w *walker) dir(ctx context.Context, g *errgroup.Group, root *confine.Root, d *confine.Dir, abs, rel string, info fs.FileInfo) error {
+	defer d.Close()
 	if w.enterDir != nil {
 		ok, err := w.enterDir(abs, info)
 		if err != nil || !ok {
 			return err
 		}
 	}
-	subdirs, err := w.list(ctx, abs, rel)
+	subdirs, err := w.list(ctx, root, d.Fd(), abs, rel)
 	if err != nil {
 		return err
 	}
-	for _, name := range subdirs {
-		cabs, crel := join(abs, name), join(rel, name)
-		info, err := os.Stat(cabs)
+	for _, sd := range subdirs {
+		cabs, crel := join(abs, sd.name), join(rel, sd.name)
+		var child *confine.Dir
+		if sd.link {
+			child, err = root.OpenDir(crel)
+		} else {
+			// No link is followed here: a directory replaced by one
+			// since it was listed fails (ELOOP) and is not entered.
+			child, err = d.OpenDir(sd.name)
+		}
+		var info fs.FileInfo
+		if err == nil {
+			if info, err = child.Stat(); err != nil {
+				child.Close()
+			}
+		}
 		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
+			var le *confine.LinkError
+			switch {
+			case errors.As(err, &le):
+				w.linkSkipped(cabs, le)
+			case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENOTDIR):
 				w.report(slog.LevelError, "cannot read directory; skipped", cabs, err)
 			}
 			continue
 		}
 		if !w.enter(info) {
+			child.Close()
 			w.note("directory already walked (symbolic link loop or second link); skipped", cabs)
 			continue
 		}
-		walk := func() error { return w.dir(ctx, g, cabs, crel, info) }
+		walk := func() error { return w.dir(ctx, g, root, child, cabs, crel, info) }
 		if !g.TryGo(walk) {
 			if err := walk(); err != nil {
 				return err
@@ -194,22 +271,14 @@ func (w *walker) dir(ctx context.Context, g *errgroup.Group, abs, rel string, in
 	return ctx.Err()
 }
 
-// list reads a directory with getdents64, stats its regular files through
-// the directory's descriptor and hands them over in batches. It returns
-// the names of the sub-directories to walk.
-func (w *walker) list(ctx context.Context, abs, rel string) ([]string, error) {
-	fd, err := openDir(abs)
-	if err != nil {
-		if err != unix.ENOENT && err != unix.ENOTDIR { // not gone meanwhile
-			w.report(slog.LevelError, "cannot read directory; skipped", abs, err)
-		}
-		return nil, nil
-	}
-	defer unix.Close(fd)
+// list reads the directory open as fd with getdents64, stats its regular
+// files through fd and hands them over in batches. It returns the
+// sub-directories to walk.
+func (w *walker) list(ctx context.Context, root *confine.Root, fd int, abs, rel string) ([]subdir, error) {
 	bufs := listBufs.Get().(*listBuf)
 	defer listBufs.Put(bufs)
 	var (
-		subdirs []string
+		subdirs []subdir
 		batch   = bufs.batch[:0]
 		buf     = bufs.dirents
 	)
@@ -244,10 +313,10 @@ func (w *walker) list(ctx context.Context, abs, rel string) ([]string, error) {
 			if name == "" || name == "." || name == ".." {
 				continue
 			}
-			f, isDir := w.entry(fd, abs, rel, name, typ)
+			f, sub := w.entry(root, fd, abs, rel, name, typ)
 			switch {
-			case isDir:
-				subdirs = append(subdirs, name)
+			case sub.name != "":
+				subdirs = append(subdirs, sub)
 			case f.abs != "":
 				batch = append(batch, f)
 			}
@@ -268,62 +337,101 @@ func (w *walker) list(ctx context.Context, abs, rel string) ([]string, error) {
 	return subdirs, nil
 }
 
-// entry classifies one directory entry: a sub-directory to walk (true), a
-// regular file whose name passes the filter (f.abs set), or neither.
-func (w *walker) entry(dirfd int, abs, rel, name string, typ uint8) (f found, isDir bool) {
+// entry classifies one directory entry: a sub-directory to walk (sub
+// set), a regular file whose name passes the filter (f.abs set), or
+// neither.
+func (w *walker) entry(root *confine.Root, dirfd int, abs, rel, name string, typ uint8) (f found, sub subdir) {
 	f = found{relDir: rel, name: name}
 	switch typ {
 	case unix.DT_DIR:
-		return f, w.allowDir(join(abs, name), join(rel, name))
+		if w.allowDir(join(abs, name), join(rel, name)) {
+			sub.name = name
+		}
+		return f, sub
 	case unix.DT_REG:
 	case unix.DT_LNK:
-		cabs := join(abs, name)
-		info, err := os.Stat(cabs)
-		if err != nil {
+		cabs, crel := join(abs, name), join(rel, name)
+		if !w.filter.Dir(crel) {
+			// A name never taken (dot file, temporary, excluded), as a
+			// file or as a directory: not worth following.
+			return f, sub
+		}
+		info, err := root.Stat(crel)
+		var le *confine.LinkError
+		switch {
+		case errors.As(err, &le):
+			w.linkSkipped(cabs, le)
+			return f, sub
+		case err != nil:
 			w.report(slog.LevelWarn, "broken symbolic link; skipped", cabs, err)
-			return f, false
-		}
-		if info.IsDir() {
-			return f, w.allowDir(cabs, join(rel, name))
-		}
-		if !info.Mode().IsRegular() {
-			return f, false
+			return f, sub
+		case info.IsDir():
+			if w.allowDir(cabs, crel) {
+				sub = subdir{name: name, link: true}
+			}
+			return f, sub
+		case !info.Mode().IsRegular():
+			return f, sub
 		}
 		f.link = info
 	case unix.DT_UNKNOWN: // some file systems do not fill d_type
 		if err := statAt(dirfd, name, &f.st); err != nil {
-			return f, false
+			return f, sub
 		}
 		switch {
 		case f.st.IsDir():
-			return f, w.allowDir(join(abs, name), join(rel, name))
+			return w.entry(root, dirfd, abs, rel, name, unix.DT_DIR)
 		case f.st.mode&fs.ModeSymlink != 0:
-			return w.entry(dirfd, abs, rel, name, unix.DT_LNK)
+			return w.entry(root, dirfd, abs, rel, name, unix.DT_LNK)
 		case !f.st.mode.IsRegular():
-			return f, false
+			return f, sub
 		}
 	default:
-		return f, false
+		return f, sub
 	}
 	if why := w.filter.nameIn(rel, name); why != SkipNone {
 		if w.skipped != nil {
 			w.skipped(join(abs, name), why)
 		}
-		return found{}, false
+		return found{}, sub
 	}
 	if f.link == nil && f.st.name == "" {
 		if err := statAt(dirfd, name, &f.st); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				w.report(slog.LevelError, "cannot stat file; skipped", join(abs, name), err)
 			}
-			return found{}, false
+			return found{}, sub
 		}
 		if !f.st.mode.IsRegular() { // replaced since getdents
-			return found{}, false
+			return found{}, sub
 		}
 	}
 	f.abs = join(abs, name)
-	return f, false
+	return f, sub
+}
+
+// linkSkipped logs a symbolic link that follow_symlinks does not follow:
+// once per link and target for repeated walks, a WARN when it leads
+// outside the folder, at Info under "never". It counts as skipped.
+func (w *walker) linkSkipped(abs string, le *confine.LinkError) {
+	w.stats.Skipped.Add(1)
+	level, msg := slog.LevelWarn, "symbolic link leads outside the folder; skipped"
+	if errors.Is(le, confine.ErrNotFollowed) {
+		level, msg = slog.LevelInfo, `symbolic link not followed (follow_symlinks = "never"); skipped`
+	}
+	target := le.Target
+	if le.Link != abs {
+		// abs is reached through the link le.Link.
+		target = le.Link + " -> " + le.Target
+	}
+	if !w.reports.fresh(abs, msg+": "+target, nil) {
+		return
+	}
+	args := []any{"source", w.f.Name, "link", abs, "target", target}
+	if le.Resolved != "" {
+		args = append(args, "resolves_to", le.Resolved)
+	}
+	w.log.Log(context.Background(), level, msg, args...)
 }
 
 // listBuf is what list needs per directory, pooled: a walk lists
@@ -365,15 +473,6 @@ func join(dir, name string) string {
 	return dir + "/" + name
 }
 
-func openDir(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}
-
 // devInoOf returns the device and inode of a stat.
 func devInoOf(fi fs.FileInfo) ([2]uint64, bool) {
 	switch st := fi.Sys().(type) {
@@ -381,6 +480,8 @@ func devInoOf(fi fs.FileInfo) ([2]uint64, bool) {
 		return [2]uint64{uint64(st.Dev), st.Ino}, true
 	case *statSys:
 		return [2]uint64{st.dev, st.ino}, true
+	case *unix.Stat_t: // package confine's
+		return [2]uint64{uint64(st.Dev), st.Ino}, true
 	}
 	return [2]uint64{}, false
 }

@@ -6,7 +6,6 @@ import (
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -174,12 +173,8 @@ func (ws *walks) do(ctx context.Context, kind jobKind, d observation) error {
 		if ws.ev.watching(d.abs) {
 			return nil // listed already, by the walk of its parent
 		}
-		fi, err := os.Stat(d.abs)
-		if err != nil || !fi.IsDir() {
-			return nil
-		}
 		ws.w.files = ws.rescanFiles
-		return ws.w.walkDir(ctx, d.abs, d.rel, fi)
+		return ws.w.walkDir(ctx, d.abs, d.rel)
 	case jobPoll:
 		ws.w.files = ws.pollFiles
 	default:

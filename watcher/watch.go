@@ -61,7 +61,8 @@ type WatchOptions struct {
 	Logger *slog.Logger
 	// Stats receives the counts (default: a new Stats).
 	Stats *Stats
-	// Open replaces the open of files to hash (tests).
+	// Open replaces the open of files to hash, which is otherwise
+	// confined to the file's folder (tests).
 	Open func(string) (*os.File, error)
 }
 
