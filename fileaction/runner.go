@@ -15,12 +15,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/internal/confine"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -82,9 +81,17 @@ func (r *Runner) Notify(k state.Key) {
 	}
 }
 
-// Run does the due actions at start, then those notified, and sweeps
-// every few minutes, until ctx is cancelled.
+// Run removes what interrupted moves left in the done and failed
+// directories (RemoveLeftovers), does the due actions, then those
+// notified, and sweeps every few minutes, until ctx is cancelled.
 func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	folders := make([]config.Folder, 0, len(r.folders))
+	for _, f := range r.folders {
+		folders = append(folders, f)
+	}
+	r.mu.Unlock()
+	RemoveLeftovers(folders, r.log)
 	r.Sweep()
 	t := time.NewTicker(r.sweep)
 	defer t.Stop()
@@ -145,6 +152,8 @@ func (r *Runner) do(a state.Action) {
 	switch {
 	case errors.Is(err, errChanged):
 		log.Info("file changed or gone since it was taken: left as it is", "reason", err)
+	case errors.Is(err, errOutside):
+		log.Info("file outside the folder: not moved or deleted, left as it is", "reason", err)
 	case err != nil:
 		log.Error("after-action failed; will try again", "action", f.AfterUpload, "err", err)
 		return
@@ -156,49 +165,59 @@ func (r *Runner) do(a state.Action) {
 
 var errChanged = errors.New("not the file that was uploaded")
 
+// errOutside: the file lies outside the folder (reached through a
+// symbolic link under follow_symlinks = "all"), or its path is under none
+// of the folder's directories. Nothing there is moved or deleted.
+var errOutside = fmt.Errorf("it is not inside the folder: %w", confine.ErrOutside)
+
 // act moves or deletes the file and returns where it went ("" if
-// nowhere).
+// nowhere). It acts on the name found, inside the directory that holds it
+// (reached through the folder's root, never outside it): a symbolic link
+// is moved or deleted itself, never its target.
 func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 	if f.AfterUpload == config.AfterKeep && (a.Item.Status == state.Uploaded || f.FailedDir == "") {
 		return "", nil
 	}
-	rel, err := filepath.Rel(f.Path, a.Path)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		// Not under the folder (a symlinked file, or a moved folder):
-		// keep its name only.
-		rel = filepath.Base(a.Path)
+	from, rel, ok := holder(f, a.Path)
+	if !ok {
+		return "", fmt.Errorf("%w (%s is under neither path, done_dir nor failed_dir)", errOutside, a.Path)
 	}
-	target := "" // where a move puts the file
+	var to confine.Tree // where a move puts the file, at rel
 	switch {
 	case a.Item.Status == state.Failed && f.FailedDir != "":
-		target = filepath.Join(f.FailedDir, rel)
+		to = confine.New(f.FailedDir, from.Policy())
 	case a.Item.Status == state.Uploaded && f.AfterUpload == config.AfterMove:
-		target = filepath.Join(f.DoneDir, rel)
+		to = confine.New(f.DoneDir, from.Policy())
 	}
-	if rec, err := r.unchanged(f, a); err != nil {
+	moving := to.Path() != ""
+	src, done, rec, err := r.unchanged(f, from, rel, a)
+	if err != nil {
 		// A stop between the move and its record: the file is already
-		// at the target (same inode: a rename on one file system; a
-		// copy across file systems is not recognised and stays where
-		// it went, only unrecorded). Finish the job.
-		if target != "" && errors.Is(err, errGone) {
-			if moved := findMoved(target, rec); moved != "" {
-				if a.Item.Status == state.Failed && !exists(moved+".error.txt") {
-					_ = writeErrorFile(moved, a, r.now())
+		// at the target (same inode after a rename; same size, mtime
+		// and content after a copy across file systems). Finish the
+		// job.
+		if moving && errors.Is(err, errGone) {
+			if moved := findMoved(to, rel, rec, a.SHA256); moved != "" {
+				if a.Item.Status == state.Failed && !exists(to, moved+".error.txt") {
+					_ = writeErrorFile(to, moved, a, r.now())
 				}
 				return moved, nil
 			}
 		}
 		return "", err
 	}
+	defer done()
 	if a.Item.Status == state.Failed {
 		if f.FailedDir == "" {
 			return "", nil // no failed_dir: the file stays where HR put it
 		}
-		dest, err := moveNoClobber(a.Path, target)
-		if err != nil {
-			return "", err
+		dest := a.Path // failed again after a retry from failed_dir: it stays
+		if from.Path() != to.Path() {
+			if dest, err = moveNoClobber(src, to, rel, a.SHA256); err != nil {
+				return "", err
+			}
 		}
-		if err := writeErrorFile(dest, a, r.now()); err != nil {
+		if err := writeErrorFile(to, dest, a, r.now()); err != nil {
 			r.log.Warn("cannot write the error note", "file", dest, "err", err)
 		}
 		r.log.Warn("upload failed: file moved to failed_dir", "source", a.Source, "file", a.Path, "to", dest, "err", a.Item.LastError)
@@ -206,14 +225,14 @@ func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 	}
 	switch f.AfterUpload {
 	case config.AfterMove:
-		dest, err := moveNoClobber(a.Path, target)
+		dest, err := moveNoClobber(src, to, rel, a.SHA256)
 		if err != nil {
 			return "", err
 		}
 		r.log.Debug("moved to done_dir", "source", a.Source, "file", a.Path, "to", dest)
 		return dest, nil
 	case config.AfterDelete:
-		if err := os.Remove(a.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := src.dir.Remove(src.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err
 		}
 		r.log.Debug("deleted after upload", "source", a.Source, "file", a.Path)
@@ -222,60 +241,137 @@ func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 	return "", nil
 }
 
+// holder returns the tree of the folder (path, done_dir or failed_dir,
+// the deepest that holds p) and p relative to it.
+func holder(f config.Folder, p string) (confine.Tree, string, bool) {
+	policy, _ := confine.ParsePolicy(f.FollowSymlinks) // validated by config
+	var best confine.Tree
+	rel, found := "", false
+	for _, dir := range []string{f.Path, f.DoneDir, f.FailedDir} {
+		if dir == "" {
+			continue
+		}
+		t := confine.New(dir, policy)
+		if r, err := t.Rel(p); err == nil && r != "" && (!found || len(t.Path()) > len(best.Path())) {
+			best, rel, found = t, r, true
+		}
+	}
+	return best, rel, found
+}
+
 // unchanged checks that the file at the action's path is still the one
 // claimed: same content hash remembered for the path, same identity now.
 // A file replaced by a new version must not be moved or deleted. It
-// returns the remembered identity.
-func (r *Runner) unchanged(f config.Folder, a state.Action) (state.FileRecord, error) {
+// returns the name to act on (close it with done) and the remembered
+// identity.
+func (r *Runner) unchanged(f config.Folder, from confine.Tree, rel string, a state.Action) (src source, done func(), rec state.FileRecord, err error) {
 	rec, ok, err := r.store.LookupFile(f.SourceID, a.Path)
 	if err != nil {
-		return rec, err
+		return src, nil, rec, err
 	}
 	if !ok || rec.SHA256 != a.SHA256 {
-		return rec, fmt.Errorf("%w: the path now holds other content", errChanged)
+		return src, nil, rec, fmt.Errorf("%w: the path now holds other content", errChanged)
 	}
-	fi, err := os.Lstat(a.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return rec, errGone
-	}
+	root, err := from.OpenRoot()
 	if err != nil {
-		return rec, err
+		return src, nil, rec, err
+	}
+	fail := func(err error) (source, func(), state.FileRecord, error) {
+		if src.dir != nil {
+			src.dir.Close()
+		}
+		root.Close()
+		switch {
+		case errors.Is(err, confine.ErrOutside):
+			err = fmt.Errorf("%w: %v", errOutside, err)
+		case errors.Is(err, fs.ErrNotExist):
+			err = errGone
+		}
+		return source{}, nil, rec, err
+	}
+	if src.dir, src.name, err = root.Parent(rel); err != nil {
+		return fail(err)
+	}
+	if src.fi, err = src.dir.Lstat(src.name); err != nil {
+		return fail(err)
+	}
+	fi := src.fi
+	if src.link = fi.Mode()&fs.ModeSymlink != 0; src.link {
+		// The link itself is acted on, if it still leads to the file.
+		if fi, err = root.Stat(rel); err != nil {
+			return fail(err)
+		}
 	}
 	if !sameFile(fi, rec.Identity) {
-		return rec, fmt.Errorf("%w: it was modified", errChanged)
+		return fail(fmt.Errorf("%w: it was modified", errChanged))
 	}
-	return rec, nil
+	return src, func() { src.dir.Close(); root.Close() }, rec, nil
 }
 
 // errGone: the file is no longer at its path.
 var errGone = fmt.Errorf("%w: it is gone", errChanged)
 
 func sameFile(fi fs.FileInfo, id state.Identity) bool {
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	return st != nil && fi.Mode().IsRegular() && uint64(st.Ino) == id.Ino && uint64(st.Dev) == id.Dev &&
+	dev, ino, ok := devIno(fi)
+	return ok && fi.Mode().IsRegular() && ino == id.Ino && dev == id.Dev &&
 		fi.Size() == id.Size && fi.ModTime().UnixNano() == id.MTime
 }
 
-// findMoved looks for the file rec at target or its no-clobber variants
-// ("x (1).pdf"…): where a move that was not recorded put it.
-func findMoved(target string, rec state.FileRecord) string {
+// findMoved looks for the file rec (content sum) at rel in the tree to or
+// at its no-clobber variants ("x (1).pdf"…): where a move that was not
+// recorded put it. A rename kept its identity; a copy across file systems
+// its size, mtime and content.
+func findMoved(to confine.Tree, rel string, rec state.FileRecord, sum [32]byte) string {
+	root, err := to.OpenRoot()
+	if err != nil {
+		return ""
+	}
+	defer root.Close()
+	dir, base, err := root.Parent(rel)
+	if err != nil {
+		return ""
+	}
+	defer dir.Close()
 	for n := 0; n < 1000; n++ {
-		p := withSuffix(target, n)
-		fi, err := os.Lstat(p)
+		name := withSuffix(base, n)
+		fi, err := dir.Lstat(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return ""
 		}
-		if err == nil && sameFile(fi, rec.Identity) {
-			return p
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if sameFile(fi, rec.Identity) ||
+			fi.Size() == rec.Identity.Size && fi.ModTime().UnixNano() == rec.Identity.MTime && hashIs(dir, name, sum) {
+			return filepath.Join(dir.Path(), name)
 		}
 	}
 	return ""
 }
 
-func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
+// exists reports whether p, in the tree t, exists.
+func exists(t confine.Tree, p string) bool {
+	rel, err := t.Rel(p)
+	if err != nil {
+		return false
+	}
+	root, err := t.OpenRoot()
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	dir, name, err := root.Parent(rel)
+	if err != nil {
+		return false
+	}
+	defer dir.Close()
+	_, err = dir.Lstat(name)
+	return err == nil
+}
 
-// writeErrorFile writes "<file>.error.txt" saying why the upload failed.
-func writeErrorFile(path string, a state.Action, now time.Time) error {
+// writeErrorFile writes "<file>.error.txt" beside path, in the tree t,
+// saying why the upload failed.
+func writeErrorFile(t confine.Tree, path string, a state.Action, now time.Time) error {
 	text := fmt.Sprintf(`cvfeed could not upload this file to Riminder.
 
 file:      %s
@@ -288,5 +384,24 @@ error:     %s
 Fix the cause, then queue it again with:
   cvfeed retry %s
 `, filepath.Base(path), a.Source, a.SourceID, a.Hex(), a.Item.Attempts, now.UTC().Format(time.RFC3339), a.Item.LastError, a.Key.String())
-	return os.WriteFile(path+".error.txt", []byte(text), 0o640)
+	rel, err := t.Rel(path + ".error.txt")
+	if err != nil {
+		return err
+	}
+	root, err := t.OpenRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	dir, name, err := root.Parent(rel)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
 }

@@ -16,6 +16,7 @@ import (
 type Dir struct {
 	fd   int
 	path string
+	list *os.File // for ReadDir, on a duplicate of fd
 }
 
 // Fd is the directory's descriptor, valid until Close.
@@ -25,7 +26,26 @@ func (d *Dir) Fd() int { return d.fd }
 func (d *Dir) Path() string { return d.path }
 
 // Close closes the directory.
-func (d *Dir) Close() error { return unix.Close(d.fd) }
+func (d *Dir) Close() error {
+	if d.list != nil {
+		d.list.Close()
+	}
+	return unix.Close(d.fd)
+}
+
+// ReadDir reads the next n entries of the directory (all with n <= 0), as
+// (*os.File).ReadDir does.
+func (d *Dir) ReadDir(n int) ([]fs.DirEntry, error) {
+	if d.list == nil {
+		fd, err := unix.Dup(d.fd)
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdir", Path: d.path, Err: err}
+		}
+		unix.CloseOnExec(fd)
+		d.list = os.NewFile(uintptr(fd), d.path)
+	}
+	return d.list.ReadDir(n)
+}
 
 func (d *Dir) join(name string) string { return d.path + "/" + name }
 

@@ -20,8 +20,9 @@ const maxLinks = 40
 // Target is where a path of the tree leads once its symbolic links are
 // followed.
 type Target struct {
-	// Link is the first symbolic link met, relative to the tree; "" when
-	// there was none. Text is what it holds.
+	// Link is the last symbolic link followed (the one that led outside,
+	// when one did), relative to the tree; "" when there was none. Text is
+	// what it holds.
 	Link, Text string
 	// Inside reports whether the path leads inside the tree; Rel is then
 	// where, relative to it, with no link left on the way (when it was
@@ -68,9 +69,7 @@ func (r *Root) Resolve(rel string) (Target, error) {
 		if err != nil {
 			return t, err
 		}
-		if t.Link == "" {
-			t.Link, t.Text = p, text
-		}
+		t.Link, t.Text = p, text
 		var next string
 		if path.IsAbs(text) {
 			next = path.Join(append([]string{text}, todo...)...)
