@@ -15,10 +15,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cvfeed/cvfeed/internal/fileio"
 )
 
 // Client talks to the Riminder v1.0 API. It is safe for concurrent use.
@@ -45,6 +48,10 @@ type ClientOptions struct {
 	// Observe, if set, is called with the status of every answer, or the
 	// error of a request that got none (metrics).
 	Observe func(status int, err error)
+	// Open opens the file of an upload (Upload.Path) for reading; nil is
+	// a plain open. cvfeed gives one that opens a folder's file inside
+	// that folder only (package confine).
+	Open func(path string) (*os.File, error)
 }
 
 // observer reports every round trip's status to fn.
@@ -67,7 +74,7 @@ func (o observer) RoundTrip(r *http.Request) (*http.Response, error) {
 func NewClient(o ClientOptions) (*Client, error) {
 	c := &Client{}
 	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
-		transport: o.Transport, agent: o.UserAgent, observe: o.Observe})
+		transport: o.Transport, agent: o.UserAgent, observe: o.Observe, open: o.Open})
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +101,8 @@ type conn struct {
 	// *APIError: a server that answers HTTP 200 with {"code":400} has not
 	// accepted the request (used by the HrFlow flavour).
 	bodyCode bool
+	// open opens an upload's file.
+	open func(string) (*os.File, error)
 }
 
 type connOptions struct {
@@ -102,6 +111,7 @@ type connOptions struct {
 	maxConns         int
 	transport        http.RoundTripper
 	observe          func(status int, err error)
+	open             func(string) (*os.File, error)
 }
 
 // init checks o and sets c up. It does no I/O.
@@ -140,6 +150,10 @@ func (c *conn) init(o connOptions) error {
 		rt = observer{rt: rt, fn: o.observe}
 	}
 	c.hc = &http.Client{Transport: rt}
+	c.open = o.open
+	if c.open == nil {
+		c.open = fileio.Open
+	}
 	c.timeout = o.timeout
 	c.agent = o.agent
 	return nil

@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -398,5 +399,56 @@ func TestFiltersDecodes(t *testing.T) {
 	f, err := c.Filters(t.Context())
 	if err != nil || len(f) != 1 || f[0].FilterReference != "data-scientist" {
 		t.Errorf("Filters = %+v, %v", f, err)
+	}
+}
+
+// TestOpenIsInjected: both flavours open the file through Open, for the
+// first attempt and for a rewound body; a refused open sends nothing.
+func TestOpenIsInjected(t *testing.T) {
+	p, sha := testFile(t, "cv.pdf", "the CV")
+	refused := errors.New("outside the folder")
+	for _, flavour := range []string{"riminder", "hrflow"} {
+		t.Run(flavour, func(t *testing.T) {
+			srv, got := captureServer(t, func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 201, `{"code":201,"message":"ok","data":{}}`)
+			})
+			var opened []string
+			allow := true
+			open := func(path string) (*os.File, error) {
+				opened = append(opened, path)
+				if !allow {
+					return nil, &os.PathError{Op: "open", Path: path, Err: refused}
+				}
+				return os.Open(path)
+			}
+			var c interface {
+				PostProfile(ctx context.Context, u Upload) (Uploaded, error)
+			}
+			var err error
+			if flavour == "riminder" {
+				c, err = NewClient(ClientOptions{BaseURL: srv.URL, Key: "k", Open: open})
+			} else {
+				c, err = NewHrFlowClient(HrFlowOptions{BaseURL: srv.URL, Key: "k", UserEmail: "hr@example.com", Open: open})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := Upload{SourceID: testSource, Path: p, FileName: "cv.pdf", Size: 6, SHA256: sha}
+			if _, err := c.PostProfile(t.Context(), u); err != nil {
+				t.Fatal(err)
+			}
+			if len(opened) != 1 || opened[0] != p || len(got()) != 1 || string(got()[0].file) != "the CV" {
+				t.Errorf("opened %q, server got %d uploads; want %s opened once and sent", opened, len(got()), p)
+			}
+			allow = false
+			_, err = c.PostProfile(t.Context(), u)
+			var fe *FileError
+			if !errors.As(err, &fe) || !errors.Is(err, refused) || IsTransient(err) {
+				t.Errorf("refused open: %v, want a permanent *FileError wrapping the refusal", err)
+			}
+			if len(got()) != 1 {
+				t.Errorf("the server got %d uploads, want nothing sent after a refused open", len(got()))
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,10 @@ type HrFlowOptions struct {
 	// Observe, if set, is called with the status of every answer, or the
 	// error of a request that got none (metrics).
 	Observe func(status int, err error)
+	// Open opens the file of an upload (Upload.Path) for reading; nil is
+	// a plain open. cvfeed gives one that opens a folder's file inside
+	// that folder only (package confine).
+	Open func(path string) (*os.File, error)
 }
 
 // NewHrFlowClient returns a client for the HrFlow v1 API. It does no I/O.
@@ -58,7 +63,7 @@ func NewHrFlowClient(o HrFlowOptions) (*HrFlowClient, error) {
 	}
 	c := &HrFlowClient{email: email}
 	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
-		transport: o.Transport, agent: o.UserAgent, observe: o.Observe})
+		transport: o.Transport, agent: o.UserAgent, observe: o.Observe, open: o.Open})
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/cvfeed/cvfeed/internal/fileio"
 )
 
 // formField is a text part of a multipart upload.
@@ -28,7 +26,7 @@ func (c *conn) postFile(ctx context.Context, path string, fields []formField, u 
 	prefix := multipartPrefix(boundary, fields, u.FileName)
 	suffix := "\r\n--" + boundary + "--\r\n"
 	open := func() (*checkedFile, error) {
-		f, err := fileio.Open(u.Path)
+		f, err := c.open(u.Path)
 		if err != nil {
 			return nil, &FileError{Path: u.Path, Err: err}
 		}
