@@ -163,12 +163,14 @@ type api struct {
 	client apiClient
 	url    string
 	close  func()
+	// files opens the files of uploads; set it on reload.
+	files *itemOpener
 }
 
 // openAPI makes the client of the configured flavour; with url = "sandbox"
 // it first starts the sandbox in this process on a loopback port.
 func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*api, error) {
-	a := &api{url: cfg.API.URL, close: func() {}}
+	a := &api{url: cfg.API.URL, close: func() {}, files: newItemOpener(cfg)}
 	if cfg.API.Sandbox() {
 		sb, err := sandbox.New(sandbox.Options{Logger: log.With("component", "sandbox")})
 		if err != nil {
@@ -206,6 +208,7 @@ func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*a
 			MaxConns:  cfg.API.Workers,
 			UserAgent: "cvfeed/" + version,
 			Observe:   observe,
+			Open:      a.files.open,
 		})
 	default:
 		c, err = uploader.NewClient(uploader.ClientOptions{
@@ -215,6 +218,7 @@ func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*a
 			MaxConns:  cfg.API.Workers,
 			UserAgent: "cvfeed/" + version,
 			Observe:   observe,
+			Open:      a.files.open,
 		})
 	}
 	if err != nil {

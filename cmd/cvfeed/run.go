@@ -246,6 +246,7 @@ func (d *daemon) reload(ctx context.Context) {
 		a.close, old.close = joinClose(a.close, old.close), func() {}
 		d.api = a
 	}
+	d.api.files.set(cfg.Folders)
 	d.watch.SetFolders(cfg.Folders)
 	d.actions.SetFolders(cfg.Folders)
 	var removed []string
