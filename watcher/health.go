@@ -349,12 +349,15 @@ func (w *Watch) supervise(ctx context.Context, r *running) {
 			src.stop()
 			src = nil
 		}
+		var err error
+		if down != nil {
+			err = down
+		}
 		if changed && w.onHealth != nil {
-			var err error
-			if down != nil {
-				err = down
-			}
 			w.onHealth(r.f.Name, err)
+		}
+		if w.hooks.looked != nil {
+			w.hooks.looked(r.f.Name, err)
 		}
 		select {
 		case <-ctx.Done():

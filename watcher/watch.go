@@ -102,6 +102,8 @@ type hooks struct {
 	events func(folder string, ev *eventWatch)
 	// healthEvery, when set, replaces how often folders are looked at.
 	healthEvery time.Duration
+	// looked is called after each look at a folder (nil: up).
+	looked func(folder string, err error)
 }
 
 // job is a complete file handed over by a folder source.
