@@ -214,7 +214,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		elapsed.Round(time.Millisecond), float64(done)/max(elapsed.Seconds(), 0.001))
 
 	for _, err := range scanner.Down() {
-		fmt.Fprintf(stderr, "cvfeed: %v; not scanned, its items stay pending\n", err)
+		fmt.Fprintf(stderr, "cvfeed: %v (not scanned; its items stay pending)\n", err)
 	}
 	var authErr *uploader.AuthError
 	switch {

@@ -184,10 +184,14 @@ func (k *opsKit) tick(d *daemon) {
 	}
 	d.accountsMu.Lock()
 	health := d.watch.FolderHealth()
+	var down []string
 	for _, f := range d.cfg.Folders { // not a folder a reload removed
 		if err, ok := health[f.Name]; ok {
 			k.reportHealth("folder "+f.Name, folderReason(err))
 			k.metrics.SetFolderUp(f.Name, err == nil)
+			if err != nil {
+				down = append(down, f.Name)
+			}
 		}
 	}
 	for name, a := range d.accounts {
@@ -201,6 +205,9 @@ func (k *opsKit) tick(d *daemon) {
 	status := fmt.Sprintf("%d uploaded, %d failed since start; %d in flight", k.done.uploaded.Load(), k.done.failed.Load(), d.pool.InFlight())
 	if err := d.pool.Paused(); err != nil {
 		status = "uploads paused: the API refuses the key; " + status
+	}
+	if len(down) > 0 {
+		status = "folders down (see the log): " + strings.Join(down, ", ") + "; " + status
 	}
 	if status != k.lastStatus {
 		k.notify.Status(status)
