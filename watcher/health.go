@@ -2,7 +2,6 @@ package watcher
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -218,7 +217,9 @@ type folderHealth struct {
 	down    *DownError // of the last look; nil when up
 }
 
-func newFolderHealth(f config.Folder, store any, log *slog.Logger) *folderHealth {
+// newFolderHealth returns the health of f, compared with (and recorded
+// in) store when it keeps folder devices.
+func newFolderHealth(f config.Folder, store Store, log *slog.Logger) *folderHealth {
 	ds, _ := store.(DeviceStore)
 	return &folderHealth{f: f, store: ds, log: log}
 }
@@ -287,6 +288,7 @@ func (h *folderHealth) check(now time.Time) (down *DownError, changed bool) {
 	h.checked, h.down = true, down
 	h.mu.Unlock()
 	changed = first || (was == nil) != (down == nil)
+	lasted := now.Sub(h.since).Round(time.Second) // of the state before this look
 	if changed {
 		h.since = now
 	}
@@ -299,20 +301,20 @@ func (h *folderHealth) check(now time.Time) (down *DownError, changed bool) {
 		}
 		h.log.Warn(msg, "source", h.f.Name, "path", h.f.Path, "reason", down.Reason(), "down_for", now.Sub(h.since).Round(time.Second))
 	case down == nil && changed && !first:
-		h.log.Info("folder is back; rescanning it", "source", h.f.Name, "path", h.f.Path, "was_down_for", now.Sub(h.since).Round(time.Second))
+		h.log.Info("folder is back; rescanning it", "source", h.f.Name, "path", h.f.Path, "was_down_for", lasted)
 	}
 	return down, changed
 }
 
-// state returns the last look's result (nil: up), and false before the
-// first look.
-func (h *folderHealth) state() (error, bool) {
+// state reports whether the folder was looked at yet, and the last
+// look's result (nil: up).
+func (h *folderHealth) state() (checked bool, down error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.down != nil {
-		return h.down, true
+		return true, h.down
 	}
-	return nil, h.checked
+	return h.checked, nil
 }
 
 // healthEvery is how often the daemon looks at a folder: every poll of a
@@ -404,7 +406,7 @@ func (w *Watch) FolderHealth() map[string]error {
 	w.mu.Unlock()
 	out := make(map[string]error, len(rs))
 	for _, r := range rs {
-		if err, ok := r.health.state(); ok {
+		if ok, err := r.health.state(); ok {
 			out[r.f.Name] = err
 		}
 	}
@@ -440,10 +442,4 @@ func (s *Scanner) Down() []error {
 	s.health.mu.Lock()
 	defer s.health.mu.Unlock()
 	return append([]error(nil), s.health.down...)
-}
-
-// IsDown reports whether err says a folder is down.
-func IsDown(err error) bool {
-	var d *DownError
-	return errors.As(err, &d)
 }

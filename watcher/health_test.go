@@ -88,9 +88,6 @@ func TestCheckFolder(t *testing.T) {
 			if want := "folder inbox: " + c.path + " " + c.why; err.Error() != want {
 				t.Errorf("CheckFolder(%s) = %q, want %q", c.path, err, want)
 			}
-			if !IsDown(err) {
-				t.Errorf("IsDown(%v) = false", err)
-			}
 			if c.why == "is missing" && !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("CheckFolder(%s) = %v, not an fs.ErrNotExist", c.path, err)
 			}
@@ -237,8 +234,11 @@ func (r *recordAll) Enabled(context.Context, slog.Level) bool { return true }
 func (r *recordAll) Handle(_ context.Context, rec slog.Record) error {
 	line := rec.Level.String() + " " + rec.Message
 	rec.Attrs(func(a slog.Attr) bool {
-		if a.Key == "reason" {
+		switch a.Key {
+		case "reason":
 			line += ": " + a.Value.String()
+		case "down_for", "was_down_for":
+			line += " (" + a.Key + " " + a.Value.String() + ")"
 		}
 		return true
 	})
@@ -283,20 +283,20 @@ func TestFolderHealthLogsOncePerMinute(t *testing.T) {
 		}
 	}
 	missing := dir + " is missing"
-	expect(0, true, "WARN folder is down: nothing is taken from it, and nothing is concluded from its files being absent, until it is back: "+missing)
+	expect(0, true, "WARN folder is down: nothing is taken from it, and nothing is concluded from its files being absent, until it is back: "+missing+" (down_for 0s)")
 	for _, at := range []time.Duration{5 * time.Second, 10 * time.Second, 55 * time.Second} {
 		expect(at, true)
 	}
-	expect(time.Minute, true, "WARN folder still down: "+missing)
+	expect(time.Minute, true, "WARN folder still down: "+missing+" (down_for 1m0s)")
 	expect(time.Minute+5*time.Second, true)
 	write(t, dir, "a file where the folder should be")
-	expect(time.Minute+10*time.Second, true, "WARN folder is down: nothing is taken from it, and nothing is concluded from its files being absent, until it is back: "+dir+" is not a directory")
+	expect(time.Minute+10*time.Second, true, "WARN folder is down: nothing is taken from it, and nothing is concluded from its files being absent, until it is back: "+dir+" is not a directory (down_for 1m10s)")
 	os.Remove(dir)
 	os.Mkdir(dir, 0o755)
-	expect(time.Minute+15*time.Second, false, "INFO folder is back; rescanning it")
+	expect(time.Minute+15*time.Second, false, "INFO folder is back; rescanning it (was_down_for 1m15s)")
 	expect(time.Minute+20*time.Second, false)
-	if err, ok := h.state(); err != nil || !ok {
-		t.Errorf("state() = %v, %v; want up", err, ok)
+	if ok, err := h.state(); !ok || err != nil {
+		t.Errorf("state() = %v, %v; want up", ok, err)
 	}
 }
 
