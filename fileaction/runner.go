@@ -42,6 +42,7 @@ type Runner struct {
 
 	mu      sync.Mutex
 	folders map[string]config.Folder
+	check   func(config.Folder) error
 	keys    chan state.Key
 }
 
@@ -63,6 +64,31 @@ func (r *Runner) SetFolders(folders []config.Folder) {
 	r.mu.Lock()
 	r.folders = m
 	r.mu.Unlock()
+}
+
+// SetFolderCheck sets how the runner asks whether a folder is there: an
+// error means it is down (missing, unreadable, a share that did not
+// mount), and its actions wait for a later sweep, for its files are not
+// gone.
+func (r *Runner) SetFolderCheck(check func(config.Folder) error) {
+	r.mu.Lock()
+	r.check = check
+	r.mu.Unlock()
+}
+
+// folderDown reports whether a's folder is down, which leaves a for later.
+func (r *Runner) folderDown(f config.Folder, a state.Action) bool {
+	r.mu.Lock()
+	check := r.check
+	r.mu.Unlock()
+	if check == nil {
+		return false
+	}
+	err := check(f)
+	if err != nil {
+		r.log.Debug("folder down: after-action left for when it is back", "source", a.Source, "file", a.Path, "reason", err)
+	}
+	return err != nil
 }
 
 func (r *Runner) folder(name string) (config.Folder, bool) {
@@ -144,12 +170,14 @@ func (r *Runner) item(k state.Key) {
 // action stays for the next sweep.
 func (r *Runner) do(a state.Action) {
 	f, ok := r.folder(a.Source)
-	if !ok {
-		return // not a folder of this config (a mailbox, or removed)
+	if !ok || r.folderDown(f, a) {
+		return // not a folder of this config (a mailbox, or removed), or not there
 	}
 	log := r.log.With("source", a.Source, "file", a.Path)
 	newPath, err := r.act(f, a)
 	switch {
+	case errors.Is(err, errChanged) && r.folderDown(f, a):
+		return // it went down meanwhile: the file is not gone
 	case errors.Is(err, errChanged):
 		log.Info("file changed or gone since it was taken: left as it is", "reason", err)
 	case errors.Is(err, errOutside):

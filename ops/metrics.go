@@ -53,6 +53,7 @@ type Metrics struct {
 	api         *prometheus.CounterVec
 	reconnects  *prometheus.CounterVec
 	watchMode   *prometheus.GaugeVec
+	folderUp    *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
 
 	mu    sync.Mutex
@@ -90,6 +91,10 @@ func NewMetrics(version string, queue QueueFunc) *Metrics {
 			Name: "cvfeed_watcher_mode",
 			Help: "How each folder is watched: 1 for its current mode (events, poll), 0 for the others.",
 		}, []string{"folder", "mode"}),
+		folderUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cvfeed_folder_up",
+			Help: "1 when the folder is there and readable, 0 when it is down: missing, not a directory, unreadable, or an empty mount point (a share that did not mount).",
+		}, []string{"folder"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cvfeed_last_success_timestamp_seconds",
 			Help: "Unix time of the last CV of each source the API confirmed.",
@@ -105,7 +110,7 @@ func NewMetrics(version string, queue QueueFunc) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build, m.uploads, m.duration, m.retries, m.api, m.reconnects, m.watchMode, m.lastSuccess,
+		build, m.uploads, m.duration, m.retries, m.api, m.reconnects, m.watchMode, m.folderUp, m.lastSuccess,
 	)
 	if queue != nil {
 		m.reg.MustRegister(&queueCollector{fn: queue, desc: prometheus.NewDesc(
@@ -222,6 +227,18 @@ func (m *Metrics) SetWatchMode(folder, mode string) {
 	}
 }
 
+// SetFolderUp sets whether folder is up (1) or down (0).
+func (m *Metrics) SetFolderUp(folder string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.folderUp.WithLabelValues(folder).Set(v)
+}
+
 // LastSuccess records when the API last confirmed a CV of source.
 func (m *Metrics) LastSuccess(source string, t time.Time) {
 	if m == nil {
@@ -231,7 +248,8 @@ func (m *Metrics) LastSuccess(source string, t time.Time) {
 }
 
 // ForgetSource drops the gauges of a source removed by a reload (its
-// watcher mode and last success), so they no longer show a stale value.
+// watcher mode, whether it is up, and its last success), so they no
+// longer show a stale value.
 // Counters stay: Prometheus expects them not to vanish.
 func (m *Metrics) ForgetSource(name string) {
 	if m == nil {
@@ -241,6 +259,7 @@ func (m *Metrics) ForgetSource(name string) {
 	delete(m.modes, name)
 	m.mu.Unlock()
 	m.watchMode.DeletePartialMatch(prometheus.Labels{"folder": name})
+	m.folderUp.DeleteLabelValues(name)
 	m.lastSuccess.DeleteLabelValues(name)
 }
 

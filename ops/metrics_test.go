@@ -118,6 +118,39 @@ cvfeed_watcher_mode{folder="share",mode="poll"} 1
 	}
 }
 
+// cvfeed_folder_up is 1 for a folder that is up, 0 for one that is down,
+// follows its changes, and goes with the folder on ForgetSource.
+func TestMetricsFolderUp(t *testing.T) {
+	m := NewMetrics("dev", nil)
+	m.SetFolderUp("inbox", true)
+	m.SetFolderUp("share", true)
+	m.SetFolderUp("share", false) // the share did not mount
+	want := `
+# HELP cvfeed_folder_up 1 when the folder is there and readable, 0 when it is down: missing, not a directory, unreadable, or an empty mount point (a share that did not mount).
+# TYPE cvfeed_folder_up gauge
+cvfeed_folder_up{folder="inbox"} 1
+cvfeed_folder_up{folder="share"} 0
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "cvfeed_folder_up"); err != nil {
+		t.Error(err)
+	}
+	m.SetFolderUp("share", true)
+	if v := testutil.ToFloat64(m.folderUp.WithLabelValues("share")); v != 1 {
+		t.Errorf("cvfeed_folder_up{folder=share} after it came back = %v, want 1", v)
+	}
+	m.ForgetSource("share")
+	if n, err := testutil.GatherAndCount(m.Registry(), "cvfeed_folder_up"); err != nil || n != 1 {
+		t.Errorf("cvfeed_folder_up series after ForgetSource(share) = %d, %v, want 1 (inbox)", n, err)
+	}
+	problems, err := testutil.GatherAndLint(m.Registry(), "cvfeed_folder_up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
 // A failing queue callback leaves its metric out; the others are served.
 func TestMetricsQueueError(t *testing.T) {
 	var calls atomic.Int32
@@ -175,6 +208,7 @@ func TestMetricsNil(t *testing.T) {
 	m.IMAPReconnect("a")
 	m.SetWatchMode("a", ModePoll)
 	m.LastSuccess("a", time.Now())
+	m.SetFolderUp("a", false)
 	m.ForgetSource("a")
 	if m.Registry() != nil {
 		t.Error("Registry() of nil *Metrics != nil")

@@ -8,6 +8,7 @@
 //
 //	meta
 //	  "schema"                        → uint32 schema version (1)
+//	  "folderdev" 0x00 sourceID 0x00 path → 1 dev[8] mount root: a folder's file system (folders.go)
 //	claims
 //	  sourceID 0x00 sha256[32]        → item (JSON, see record.go)
 //	queue                             pending items not handed to a worker

@@ -50,6 +50,7 @@ type Scanner struct {
 	h       *handover
 	log     *slog.Logger
 	hashers int
+	health  scanHealth // the folders found down (health.go)
 }
 
 // ScannerOptions configures NewScanner.
@@ -132,6 +133,9 @@ func (s *Scanner) Scan(ctx context.Context, folders []config.Folder) error {
 
 // walkFolder sends every candidate regular file of a folder.
 func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- file) error {
+	if !s.folderUp(f) {
+		return nil // down: logged and counted
+	}
 	st := s.h.stats
 	w := newWalker(f, s.log, st)
 	w.skipped = func(abs string, why Skip) {

@@ -37,6 +37,10 @@ import (
 //     against state (without reading an unchanged one) and feeds the same
 //     stable-file check: what was dropped while cvfeed was down, or missed,
 //     is taken.
+//   - The folder's root is looked at every few seconds (see health.go):
+//     while it is missing, unreadable or an empty mount point, the folder
+//     is down and none of the above runs; when it is back, it starts again
+//     with the reconcile walk.
 //
 // Complete files go to hashers shared by all folders, and their claims to
 // state in batches (a transaction per 256 files or 50 ms).
@@ -46,6 +50,8 @@ type Watch struct {
 	hashers int
 	procs   writerFinder
 	hooks   hooks
+	// onHealth is told when a folder goes up or down (and its first look).
+	onHealth func(folder string, err error)
 
 	mu      sync.Mutex
 	want    []config.Folder
@@ -64,6 +70,10 @@ type WatchOptions struct {
 	// Open replaces the open of files to hash, which is otherwise
 	// confined to the file's folder (tests).
 	Open func(string) (*os.File, error)
+	// OnHealth, when set, is called when a folder is first looked at
+	// and each time it goes down (err a *DownError) or comes back (nil).
+	// It is called from the folder's goroutine and must not block.
+	OnHealth func(folder string, err error)
 }
 
 // Mode says how a folder is watched.
@@ -91,6 +101,10 @@ type hooks struct {
 	walked func(folder string, kind jobKind, took time.Duration)
 	// events is called when a folder's inotify side is set up.
 	events func(folder string, ev *eventWatch)
+	// healthEvery, when set, replaces how often folders are looked at.
+	healthEvery time.Duration
+	// looked is called after each look at a folder (nil: up).
+	looked func(folder string, err error)
 }
 
 // job is a complete file handed over by a folder source.
@@ -102,6 +116,7 @@ type job struct {
 // running is a started folder source.
 type running struct {
 	f      config.Folder
+	health *folderHealth
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -110,7 +125,7 @@ type running struct {
 func NewWatch(store Store, o WatchOptions) *Watch {
 	h := newHandover(store, o.Logger, o.Stats, o.Open)
 	return &Watch{
-		h: h, log: h.log, hashers: defaultHashers(), procs: newProcWriters(),
+		h: h, log: h.log, hashers: defaultHashers(), procs: newProcWriters(), onHealth: o.OnHealth,
 		running: map[string]*running{}, modes: map[string]Mode{},
 		reload: make(chan struct{}, 1), pipe: make(chan job, 256),
 	}
@@ -229,14 +244,13 @@ func (w *Watch) apply(ctx context.Context) {
 
 func (w *Watch) start(ctx context.Context, f config.Folder) {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &running{f: f, cancel: cancel, done: make(chan struct{})}
+	r := &running{f: f, health: newFolderHealth(f, w.h.store, w.log), cancel: cancel, done: make(chan struct{})}
 	w.mu.Lock()
 	w.running[f.Name] = r
 	w.mu.Unlock()
-	s := newSource(w, f)
 	go func() {
 		defer close(r.done)
-		s.run(ctx)
+		w.supervise(ctx, r)
 	}()
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/fileaction"
 	"github.com/cvfeed/cvfeed/imapsrc"
 	"github.com/cvfeed/cvfeed/state"
@@ -77,10 +78,22 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}()
 
 	accept := acceptSources(sources(folders, mailboxes))
+	// The items of a folder that is down (a share that did not mount)
+	// stay pending: their files are not gone.
+	downIDs := map[string]bool{}
+	for _, f := range folders {
+		if watcher.CheckFolder(store, f) != nil {
+			downIDs[f.SourceID] = true
+		}
+	}
+	if base := accept; len(downIDs) > 0 {
+		accept = func(id string) bool { return base(id) && !downIDs[id] }
+	}
 	cleanSpool(store, spoolDir(cfg.StateDir), time.Now(), log)
 	var uploaded, failed atomic.Int64
 	actions := fileaction.New(store, log)
 	actions.SetFolders(cfg.Folders)
+	actions.SetFolderCheck(func(f config.Folder) error { return watcher.CheckFolder(store, f) })
 	actCtx, stopActions := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopActions()
 	actionsDone := make(chan error, 1)
@@ -200,6 +213,9 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		uploaded.Load(), sc.Duplicates, failed.Load(), sc.Skipped, sc.Errors, sc.Unchanged, left+int(sc.Changing),
 		elapsed.Round(time.Millisecond), float64(done)/max(elapsed.Seconds(), 0.001))
 
+	for _, err := range scanner.Down() {
+		fmt.Fprintf(stderr, "cvfeed: %v (not scanned; its items stay pending)\n", err)
+	}
 	var authErr *uploader.AuthError
 	switch {
 	case errors.As(poolErr, &authErr):

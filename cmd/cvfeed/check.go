@@ -47,9 +47,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	c.api(ctx, cfg, log)
+	fc := newFolderChecks(ctx, cfg)
 	for _, f := range cfg.Folders {
-		c.folder(f)
+		c.folder(f, fc)
 	}
+	fc.close()
 	for _, m := range cfg.Mailboxes {
 		acc := imapsrc.NewAccount(m, nil, imapsrc.AccountOptions{Logger: log})
 		if errs := acc.Check(ctx); len(errs) > 0 {
@@ -146,15 +148,23 @@ func (c *checker) api(ctx context.Context, cfg *config.Config, log *slog.Logger)
 	}
 }
 
-// folder checks that a folder can be read, and its done_dir / failed_dir
-// written when they will be.
-func (c *checker) folder(f config.Folder) {
+// folder checks that a folder can be read and is not down (see
+// folderChecks), and its done_dir / failed_dir written when they will be.
+func (c *checker) folder(f config.Folder, fc *folderChecks) {
+	if why := fc.check(f); why != "" {
+		c.fail("folder", fmt.Sprintf("%s: %s", f.Name, why))
+		return
+	}
 	ents, err := os.ReadDir(f.Path)
 	if err != nil {
 		c.fail("folder", fmt.Sprintf("%s: %v", f.Name, err))
 		return
 	}
-	c.ok("folder", fmt.Sprintf("%s: %s readable (%d entries at the top)", f.Name, f.Path, len(ents)))
+	detail := fmt.Sprintf("%s: %s readable (%d entries at the top)", f.Name, f.Path, len(ents))
+	if fc.note != "" {
+		detail += "; " + fc.note
+	}
+	c.ok("folder", detail)
 	for _, d := range []struct{ key, dir string }{{"done_dir", f.DoneDir}, {"failed_dir", f.FailedDir}} {
 		if d.dir == "" || (d.key == "done_dir" && f.AfterUpload != config.AfterMove) {
 			continue

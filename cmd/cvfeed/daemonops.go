@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"github.com/cvfeed/cvfeed/ops"
 	"github.com/cvfeed/cvfeed/state"
 	"github.com/cvfeed/cvfeed/uploader"
+	"github.com/cvfeed/cvfeed/watcher"
 )
 
 // opsKit is what makes the daemon observable: systemd notifications and
@@ -113,6 +115,7 @@ func (k *opsKit) reload(cfg *config.Config, removed []string) {
 		k.metrics.ForgetSource(name)
 		if k.health != nil {
 			k.health.Remove("mailbox " + name)
+			k.health.Remove("folder " + name)
 		}
 	}
 }
@@ -167,7 +170,8 @@ func (k *opsKit) observe(status int, err error) {
 }
 
 // tick is called every few seconds by the daemon loop: watchdog
-// heartbeat, STATUS=, health of the pool, watcher modes, reconnects.
+// heartbeat, STATUS=, health of the pool and of the folders, watcher
+// modes, reconnects.
 func (k *opsKit) tick(d *daemon) {
 	k.beat.Beat()
 	if err := d.pool.Paused(); err != nil {
@@ -179,6 +183,17 @@ func (k *opsKit) tick(d *daemon) {
 		k.metrics.SetWatchMode(folder, m.Kind)
 	}
 	d.accountsMu.Lock()
+	health := d.watch.FolderHealth()
+	var down []string
+	for _, f := range d.cfg.Folders { // not a folder a reload removed
+		if err, ok := health[f.Name]; ok {
+			k.reportHealth("folder "+f.Name, folderReason(err))
+			k.metrics.SetFolderUp(f.Name, err == nil)
+			if err != nil {
+				down = append(down, f.Name)
+			}
+		}
+	}
 	for name, a := range d.accounts {
 		n := a.acc.Stats().Reconnects.Load()
 		for k.reconnects[name] < n {
@@ -191,6 +206,9 @@ func (k *opsKit) tick(d *daemon) {
 	if err := d.pool.Paused(); err != nil {
 		status = "uploads paused: the API refuses the key; " + status
 	}
+	if len(down) > 0 {
+		status = "folders down (see the log): " + strings.Join(down, ", ") + "; " + status
+	}
 	if status != k.lastStatus {
 		k.notify.Status(status)
 		k.lastStatus = status
@@ -200,5 +218,58 @@ func (k *opsKit) tick(d *daemon) {
 func (k *opsKit) reportHealth(name string, err error) {
 	if k.health != nil {
 		k.health.Report(name, err)
+	}
+}
+
+// folderReason is the /healthz reason of a folder that is down, without
+// its name, which the check's name gives ("folder inbox: /srv/hr/cvs is
+// missing"); nil when it is up.
+func folderReason(err error) error {
+	var down *watcher.DownError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &down):
+		return errors.New(down.Reason())
+	}
+	return err
+}
+
+// folderHealth is the Watch's OnHealth: a folder found up lets the pool
+// take its pending items, which acceptUp held back until then.
+func (d *daemon) folderHealth(_ string, err error) {
+	if err == nil {
+		d.store.Wake()
+	}
+}
+
+// acceptUp admits the items base admits, except those of a folder that is
+// down or not looked at yet: a file missing because its share did not
+// mount must not fail its upload; it waits until the folder is back.
+// Leases admit by source_id, so another source with the same source_id as
+// a down folder waits too.
+func (d *daemon) acceptUp(folders []config.Folder, base func(string) bool) func(string) bool {
+	byID := map[string][]string{}
+	for _, f := range folders {
+		byID[f.SourceID] = append(byID[f.SourceID], f.Name)
+	}
+	return func(id string) bool {
+		if !base(id) {
+			return false
+		}
+		names := byID[id]
+		if len(names) == 0 {
+			return true
+		}
+		if d.watch == nil {
+			return false
+		}
+		health := d.watch.FolderHealth()
+		for _, name := range names {
+			if err, ok := health[name]; !ok || err != nil {
+				return false
+			}
+		}
+		return true
 	}
 }

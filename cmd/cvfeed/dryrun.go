@@ -62,6 +62,15 @@ func (d *dryStore) Claim(cands []state.Candidate) ([]state.ClaimResult, error) {
 	return res, nil
 }
 
+// FolderDevice reads the device recorded for a folder, so that a dry run
+// does not list an empty mount point as the folder.
+func (d *dryStore) FolderDevice(sourceID, path string) (state.FolderDevice, bool, error) {
+	if d.real == nil {
+		return state.FolderDevice{}, false, nil
+	}
+	return d.real.FolderDevice(sourceID, path)
+}
+
 // dryRun lists what a backfill would upload, sending and recording
 // nothing.
 func dryRun(ctx context.Context, cfg *config.Config, folders []config.Folder, mailboxes []config.Mailbox, stdout, stderr io.Writer, log *slog.Logger) int {

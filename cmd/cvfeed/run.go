@@ -98,12 +98,13 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	d := &daemon{log: log, cfg: cfg, store: store, api: a, ops: kit, accounts: map[string]*account{}, mailStats: new(imapsrc.Stats)}
 	d.actions = fileaction.New(store, log)
 	d.actions.SetFolders(cfg.Folders)
+	d.actions.SetFolderCheck(func(f config.Folder) error { return watcher.CheckFolder(store, f) })
 	d.pool = uploader.NewPool(uploader.PoolConfig{
 		Workers:     cfg.API.Workers,
 		RateLimit:   cfg.API.RateLimit,
 		MaxAttempts: cfg.API.MaxAttempts,
 		Backoff:     uploader.Backoff{Initial: cfg.API.RetryInitial, Max: cfg.API.RetryMax},
-		Accept:      acceptSources(sources(cfg.Folders, cfg.Mailboxes)),
+		Accept:      d.acceptUp(cfg.Folders, acceptSources(sources(cfg.Folders, cfg.Mailboxes))),
 		Metadata:    metadataFunc(sources(cfg.Folders, cfg.Mailboxes)),
 		ReadAccess:  probeRead(ctx, a.client, log),
 		Grace:       cfg.ShutdownTimeout,
@@ -116,7 +117,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 			}
 		},
 	}, store, a.client)
-	d.watch = watcher.NewWatch(store, watcher.WatchOptions{Logger: log})
+	d.watch = watcher.NewWatch(store, watcher.WatchOptions{Logger: log, OnHealth: d.folderHealth})
 
 	// Each part has its own context: a stop ends the sources first, then
 	// the uploads (which get the grace period), then the after-actions.
@@ -238,7 +239,7 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	read := probeRead(ctx, a.client, d.log)
 	srcs := sources(cfg.Folders, cfg.Mailboxes)
-	d.pool.Reconfigure(a.client, acceptSources(srcs), metadataFunc(srcs), cfg.API.RateLimit, read)
+	d.pool.Reconfigure(a.client, d.acceptUp(cfg.Folders, acceptSources(srcs)), metadataFunc(srcs), cfg.API.RateLimit, read)
 	if a != d.api {
 		// In-flight uploads finish with the old client; its sandbox, if
 		// any, is closed at stop with the new one's.
