@@ -111,7 +111,7 @@ func TestParseValidFull(t *testing.T) {
 			MaxSize:        1 << 20,
 		}, {
 			Name:           "scans_2",
-			Path:           filepath.Join(td, "cvs"),
+			Path:           filepath.Join(td, "cvs", "scans"),
 			SourceID:       "fedcba9876543210fedcba9876543210fedcba98",
 			Recursive:      true,
 			Settle:         0,
