@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 )
 
 // Client talks to the Riminder v1.0 API. It is safe for concurrent use.
@@ -45,6 +48,9 @@ type ClientOptions struct {
 	// Observe, if set, is called with the status of every answer, or the
 	// error of a request that got none (metrics).
 	Observe func(status int, err error)
+	// Logger gets the notes on uploads, such as a file's date the API
+	// would refuse (default: none).
+	Logger *slog.Logger
 }
 
 // observer reports every round trip's status to fn.
@@ -67,7 +73,7 @@ func (o observer) RoundTrip(r *http.Request) (*http.Response, error) {
 func NewClient(o ClientOptions) (*Client, error) {
 	c := &Client{}
 	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
-		transport: o.Transport, agent: o.UserAgent, observe: o.Observe})
+		transport: o.Transport, agent: o.UserAgent, observe: o.Observe, log: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +100,9 @@ type conn struct {
 	// *APIError: a server that answers HTTP 200 with {"code":400} has not
 	// accepted the request (used by the HrFlow flavour).
 	bodyCode bool
+	log      *slog.Logger
+	// now is the clock the dates sent are checked against (reception).
+	now func() time.Time
 }
 
 type connOptions struct {
@@ -102,13 +111,15 @@ type connOptions struct {
 	maxConns         int
 	transport        http.RoundTripper
 	observe          func(status int, err error)
+	log              *slog.Logger
 }
 
 // init checks o and sets c up. It does no I/O.
 func (c *conn) init(o connOptions) error {
 	u, err := url.Parse(o.base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("api url %q: want http(s)://host/path", o.base)
+		// Never the password of a user:password@ in the URL.
+		return fmt.Errorf("api url \"%s\": want http(s)://host/path", termsafe.URL(o.base))
 	}
 	if o.key == "" {
 		return errors.New("api key is empty")
@@ -142,6 +153,11 @@ func (c *conn) init(o connOptions) error {
 	c.hc = &http.Client{Transport: rt}
 	c.timeout = o.timeout
 	c.agent = o.agent
+	c.log = o.log
+	if c.log == nil {
+		c.log = discardLogger
+	}
+	c.now = time.Now
 	return nil
 }
 
