@@ -105,6 +105,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		Backoff:     uploader.Backoff{Initial: cfg.API.RetryInitial, Max: cfg.API.RetryMax},
 		Accept:      acceptSources(sources(cfg.Folders, cfg.Mailboxes)),
 		Metadata:    metadataFunc(sources(cfg.Folders, cfg.Mailboxes)),
+		SpoolDir:    spoolDir(cfg.StateDir),
 		ReadAccess:  probeRead(ctx, a.client, log),
 		Grace:       cfg.ShutdownTimeout,
 		Logger:      log,
