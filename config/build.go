@@ -40,6 +40,7 @@ func (r *reader) config(raw *rawConfig) Config {
 		cfg.Mailboxes = append(cfg.Mailboxes, r.mailbox(fmt.Sprintf("mailbox[%d]", i), &raw.Mailbox[i], cfg.API.Flavor))
 	}
 	r.crossFolders(cfg.Folders)
+	r.overlaps(cfg.Folders)
 	r.crossMailboxes(cfg.Mailboxes)
 	r.crossNames(cfg.Folders, cfg.Mailboxes)
 	cfg.Webhook.Secret, _ = r.secret("webhook.secret", raw.Webhook.Secret, "webhook.secret_file", raw.Webhook.SecretFile, "webhook secret")

@@ -113,7 +113,7 @@ func TestParseValidFull(t *testing.T) {
 			FollowSymlinks: "inside",
 		}, {
 			Name:           "scans_2",
-			Path:           filepath.Join(td, "cvs"),
+			Path:           filepath.Join(td, "cvs", "scans"),
 			SourceID:       "fedcba9876543210fedcba9876543210fedcba98",
 			Recursive:      true,
 			Settle:         0,

@@ -41,7 +41,7 @@ func FuzzParse(f *testing.F) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := parse(data, "f.toml", env, readFile)
+		cfg, err := parse(data, "f.toml", env, readFile, LoadOptions{})
 		if err != nil {
 			if cfg != nil {
 				t.Errorf("parse returned a config and an error %v", err)

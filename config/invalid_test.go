@@ -38,8 +38,16 @@ var invalid = map[string]string{
 	"invalid-missing-url.toml":       `testdata/invalid-missing-url.toml: api.url: required`,
 	"invalid-move-no-done-dir.toml":  `testdata/invalid-move-no-done-dir.toml: folder[0].done_dir: required when after_upload = "move"`,
 	"invalid-no-folder.toml":         `testdata/invalid-no-folder.toml: folder: at least one [[folder]] or [[mailbox]] is required`,
-	"invalid-rating.toml":            `testdata/invalid-rating.toml:12: folder[0].training_metadata[0].rating: 5 is out of range 1..4`,
-	"invalid-same-path-source.toml":  `testdata/invalid-same-path-source.toml:11: folder[1].path: same path and source_id as folder[0]: files would be uploaded twice`,
+	"invalid-overlap-contains.toml":  `testdata/invalid-overlap-contains.toml:11: folder[1].path: "TESTDATA/hr/cvs" contains folder[0].path "TESTDATA/hr/cvs/sales": both folders would take the same files`,
+	"invalid-overlap-dirs.toml": lines(
+		`testdata/invalid-overlap-dirs.toml:15: folder[1].done_dir: "TESTDATA/a/done" is inside folder[0].path "TESTDATA/a": folder[0] would upload again the files moved there`,
+		`testdata/invalid-overlap-dirs.toml:20: folder[2].path: "TESTDATA/a-failed/again" is inside folder[0].failed_dir "TESTDATA/a-failed": folder[2] would upload again the files folder[0] moves there`,
+	),
+	"invalid-overlap-inside.toml":   `testdata/invalid-overlap-inside.toml:13: folder[1].path: "TESTDATA/hr/cvs/sales" is inside folder[0].path "TESTDATA/hr/cvs": both folders would take the same files`,
+	"invalid-overlap-same.toml":     `testdata/invalid-overlap-same.toml:11: folder[1].path: "TESTDATA/hr/cvs" is the same directory as folder[0].path "TESTDATA/hr/cvs": both folders would take the same files`,
+	"invalid-overlap-symlink.toml":  `testdata/invalid-overlap-symlink.toml:11: folder[1].path: "TESTDATA/overlap-link/sales" is inside folder[0].path "TESTDATA/overlap-real" (with symbolic links resolved: "TESTDATA/overlap-real/sales" and "TESTDATA/overlap-real"): both folders would take the same files`,
+	"invalid-rating.toml":           `testdata/invalid-rating.toml:12: folder[0].training_metadata[0].rating: 5 is out of range 1..4`,
+	"invalid-same-path-source.toml": `testdata/invalid-same-path-source.toml:11: folder[1].path: same path and source_id as folder[0]: files would be uploaded twice`,
 	"invalid-several.toml": lines(
 		`testdata/invalid-several.toml:3: http.listen: "127.0.0.1:http": port "http" is not a number from 0 to 65535`,
 		`testdata/invalid-several.toml: api.api_key: required (or api.api_key_file)`,
@@ -166,6 +174,12 @@ func TestParseInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Messages about symbolic links show resolved paths: testdata's own,
+	// if the checkout is reached through a link, stands for TESTDATA too.
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := make(map[string]bool)
 	for _, file := range files {
 		name := filepath.Base(file)
@@ -179,7 +193,7 @@ func TestParseInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Parse(%s) = %+v, want an error", file, cfg)
 			}
-			got := strings.ReplaceAll(err.Error(), abs, "TESTDATA")
+			got := strings.ReplaceAll(strings.ReplaceAll(err.Error(), real, "TESTDATA"), abs, "TESTDATA")
 			want, ok := invalid[name]
 			if !ok {
 				t.Fatalf("no expected error for %s in the invalid map; Parse returns:\n%s", name, got)

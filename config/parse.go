@@ -17,12 +17,30 @@ const maxKeyFile = 64 << 10
 
 // Load reads the config file at path and parses it with Parse, taking
 // ${VAR} values from the process environment.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return LoadWith(path, LoadOptions{}) }
+
+// LoadOptions changes what LoadWith and ParseWith read.
+type LoadOptions struct {
+	// SkipSecrets reads the config without its secrets, for the commands
+	// that only read the state (status, failed, retry, report, state):
+	// an admin's shell may lack the daemon's environment, and a secret
+	// file may be readable by systemd alone. The secret keys (api_key,
+	// password, webhook secret, OAuth2 client secret and refresh token,
+	// and their _file forms) are still checked for their shape (a string,
+	// well-formed ${...}, not both forms), but ${VAR} in them is not looked
+	// up and their files are not read; every Secret of the Config is
+	// empty (the sandbox's key aside). Every other key is validated as
+	// usual.
+	SkipSecrets bool
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, o LoadOptions) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path, os.LookupEnv)
+	return ParseWith(data, path, os.LookupEnv, o)
 }
 
 // Parse decodes and validates a config file. path is the file's name: it
@@ -33,7 +51,12 @@ func Load(path string) (*Config, error) {
 //
 // The error, if any, joins one *Error per problem, in file order.
 func Parse(data []byte, path string, lookupEnv func(string) (string, bool)) (*Config, error) {
-	return parse(data, path, lookupEnv, readKeyFile)
+	return ParseWith(data, path, lookupEnv, LoadOptions{})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(data []byte, path string, lookupEnv func(string) (string, bool), o LoadOptions) (*Config, error) {
+	return parse(data, path, lookupEnv, readKeyFile, o)
 }
 
 // readKeyFile reads at most maxKeyFile+1 bytes of a file.
@@ -46,8 +69,8 @@ func readKeyFile(name string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, maxKeyFile+1))
 }
 
-// parse is Parse with the file reader injected, for the fuzz test.
-func parse(data []byte, file string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, error) {
+// parse is ParseWith with the file reader injected, for the fuzz test.
+func parse(data []byte, file string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error), o LoadOptions) (*Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
@@ -79,7 +102,7 @@ func parse(data []byte, file string, lookupEnv func(string) (string, bool), read
 	if err != nil {
 		return nil, &Error{File: file, Err: err}
 	}
-	r := &reader{probs: probs, lookupEnv: lookupEnv, readFile: readFile, base: base}
+	r := &reader{probs: probs, lookupEnv: lookupEnv, readFile: readFile, base: base, skipSecrets: o.SkipSecrets}
 	cfg := r.config(&raw)
 	cfg.File = abs
 	if err := probs.err(); err != nil {

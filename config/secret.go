@@ -35,6 +35,12 @@ func (r *reader) secret(key string, v rawValue, fileKey string, fv rawValue, wha
 	case v.set && fv.set:
 		r.probs.addf(fileKey, "cannot be used with %s: set only one", key)
 		return "", true
+	case r.skipSecrets && v.set:
+		r.unread(key, v, false)
+		return "", true
+	case r.skipSecrets && fv.set:
+		r.unread(fileKey, fv, true)
+		return "", true
 	case v.set:
 		s, ok := r.str(key, v)
 		if !ok {
@@ -102,4 +108,27 @@ func (r *reader) keyFile(name string) (string, error) {
 		return "", fmt.Errorf("%s is empty", p)
 	}
 	return key, nil
+}
+
+// unread checks the shape of a secret value, or of a secret file's name,
+// without resolving it (LoadOptions.SkipSecrets): a string, with
+// well-formed ${...}, and for a file name not empty. Variables are not
+// looked up and the file is not read.
+func (r *reader) unread(key string, v rawValue, isFile bool) {
+	raw, ok := v.v.(string)
+	if !ok {
+		r.probs.addf(key, "expected a string, got %s", typeName(v.v))
+		return
+	}
+	if _, err := expand(raw, func(string) (string, bool) { return "", true }); err != nil {
+		r.probs.add(key, err)
+		return
+	}
+	if raw == "" {
+		if isFile {
+			r.probs.addf(key, "must not be empty")
+		} else {
+			r.probs.addf(key, "empty")
+		}
+	}
 }

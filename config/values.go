@@ -20,6 +20,8 @@ type reader struct {
 	lookupEnv func(string) (string, bool)
 	readFile  func(string) ([]byte, error)
 	base      string // directory of the config file, absolute
+	// skipSecrets checks secrets for their shape only (LoadOptions).
+	skipSecrets bool
 }
 
 // typeName names the TOML type of a decoded value.

@@ -54,10 +54,10 @@ func TestDownFolderKeepsItsActions(t *testing.T) {
 				t.Errorf("%d actions due after the folder came back, want 0", len(due))
 			}
 			for _, rel := range []string{"anna.pdf", "sub/bob.pdf"} {
-				if exists(filepath.Join(e.folder.Path, rel)) {
+				if fileExists(filepath.Join(e.folder.Path, rel)) {
 					t.Errorf("%s still in the folder after %s", rel, after)
 				}
-				if after == config.AfterMove && !exists(filepath.Join(e.folder.DoneDir, rel)) {
+				if after == config.AfterMove && !fileExists(filepath.Join(e.folder.DoneDir, rel)) {
 					t.Errorf("%s not in done_dir", rel)
 				}
 			}

@@ -39,6 +39,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 )
 
 // Options configures a Server. The zero value is an open sandbox: any
@@ -244,7 +246,7 @@ func New(opts Options) (*Server, error) {
 	if opts.WebhookURL != "" {
 		u, err := url.Parse(opts.WebhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("webhook url %q: want an http or https URL", opts.WebhookURL)
+			return nil, fmt.Errorf("webhook url \"%s\": want an http or https URL", termsafe.URL(opts.WebhookURL))
 		}
 		if opts.WebhookSecret == "" {
 			return nil, errors.New("webhook url without a webhook secret")

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf16"
+
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 )
 
 // signatureHeader is the header that carries a webhook's signed payload
@@ -66,7 +68,7 @@ func newWebhooks(url, secret string, log *slog.Logger) *webhooks {
 	h := &webhooks{
 		url:    url,
 		secret: secret,
-		log:    log.With("webhook", url),
+		log:    log.With("webhook", termsafe.URL(url)), // never a user:password@
 		client: &http.Client{Timeout: hookTimeout},
 		queue:  make(chan []byte, hookQueue),
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cvfeed/cvfeed/internal/fileio"
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 )
 
 // Client talks to the Riminder v1.0 API. It is safe for concurrent use.
@@ -52,6 +54,9 @@ type ClientOptions struct {
 	// a plain open. cvfeed gives one that opens a folder's file inside
 	// that folder only (package confine).
 	Open func(path string) (*os.File, error)
+	// Logger gets the notes on uploads, such as a file's date the API
+	// would refuse (default: none).
+	Logger *slog.Logger
 }
 
 // observer reports every round trip's status to fn.
@@ -74,7 +79,7 @@ func (o observer) RoundTrip(r *http.Request) (*http.Response, error) {
 func NewClient(o ClientOptions) (*Client, error) {
 	c := &Client{}
 	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
-		transport: o.Transport, agent: o.UserAgent, observe: o.Observe, open: o.Open})
+		transport: o.Transport, agent: o.UserAgent, observe: o.Observe, open: o.Open, log: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +108,9 @@ type conn struct {
 	bodyCode bool
 	// open opens an upload's file.
 	open func(string) (*os.File, error)
+	log  *slog.Logger
+	// now is the clock the dates sent are checked against (reception).
+	now func() time.Time
 }
 
 type connOptions struct {
@@ -112,13 +120,15 @@ type connOptions struct {
 	transport        http.RoundTripper
 	observe          func(status int, err error)
 	open             func(string) (*os.File, error)
+	log              *slog.Logger
 }
 
 // init checks o and sets c up. It does no I/O.
 func (c *conn) init(o connOptions) error {
 	u, err := url.Parse(o.base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("api url %q: want http(s)://host/path", o.base)
+		// Never the password of a user:password@ in the URL.
+		return fmt.Errorf("api url \"%s\": want http(s)://host/path", termsafe.URL(o.base))
 	}
 	if o.key == "" {
 		return errors.New("api key is empty")
@@ -156,6 +166,11 @@ func (c *conn) init(o connOptions) error {
 	}
 	c.timeout = o.timeout
 	c.agent = o.agent
+	c.log = o.log
+	if c.log == nil {
+		c.log = discardLogger
+	}
+	c.now = time.Now
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -50,6 +51,9 @@ type HrFlowOptions struct {
 	// a plain open. cvfeed gives one that opens a folder's file inside
 	// that folder only (package confine).
 	Open func(path string) (*os.File, error)
+	// Logger gets the notes on uploads, such as a file's date the API
+	// would refuse (default: none).
+	Logger *slog.Logger
 }
 
 // NewHrFlowClient returns a client for the HrFlow v1 API. It does no I/O.
@@ -63,7 +67,7 @@ func NewHrFlowClient(o HrFlowOptions) (*HrFlowClient, error) {
 	}
 	c := &HrFlowClient{email: email}
 	err := c.init(connOptions{base: o.BaseURL, key: o.Key, timeout: o.Timeout, maxConns: o.MaxConns,
-		transport: o.Transport, agent: o.UserAgent, observe: o.Observe, open: o.Open})
+		transport: o.Transport, agent: o.UserAgent, observe: o.Observe, open: o.Open, log: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +96,8 @@ func (c *HrFlowClient) PostProfile(ctx context.Context, u Upload) (Uploaded, err
 		return Uploaded{}, &InputError{Field: "training_metadata", Err: fmt.Errorf("as hrflow labels: %w", err)}
 	}
 	var raw json.RawMessage
-	if err := c.postFile(ctx, "profile/parsing/file", hrflowFields(u, labels), u, &raw); err != nil {
+	fields := func(u Upload) []formField { return hrflowFields(u, labels) }
+	if err := c.postFile(ctx, "profile/parsing/file", fields, u, &raw); err != nil {
 		return Uploaded{}, err
 	}
 	out := Uploaded{ProfileReference: u.Reference, FileName: u.FileName}

@@ -17,13 +17,14 @@ import (
 // formField is a text part of a multipart upload.
 type formField struct{ name, value string }
 
-// postFile posts fields and then u's file as multipart/form-data to path,
-// streamed from disk with a known Content-Length: memory use does not
-// depend on the file size. The answer's data is decoded into out. Both API
-// flavours upload through it; only their fields differ.
-func (c *conn) postFile(ctx context.Context, path string, fields []formField, u Upload, out any) error {
+// postFile posts the fields of u and then u's file as multipart/form-data
+// to path, streamed from disk with a known Content-Length: memory use does
+// not depend on the file size. The answer's data is decoded into out. Both
+// API flavours upload through it; only their fields differ. The fields are
+// made once the file is open, so that the date sent can be the one of the
+// file being sent (see reception).
+func (c *conn) postFile(ctx context.Context, path string, fields func(Upload) []formField, u Upload, out any) error {
 	boundary := c.boundary()
-	prefix := multipartPrefix(boundary, fields, u.FileName)
 	suffix := "\r\n--" + boundary + "--\r\n"
 	open := func() (*checkedFile, error) {
 		f, err := c.open(u.Path)
@@ -37,6 +38,10 @@ func (c *conn) postFile(ctx context.Context, path string, fields []formField, u 
 		return err
 	}
 	defer body.Close()
+	if u.Received, err = c.reception(u, body.f); err != nil {
+		return err
+	}
+	prefix := multipartPrefix(boundary, fields(u), u.FileName)
 	// Uploads get the base timeout plus time for the bytes at a slow
 	// 256 KiB/s, so that a big file on a slow link is not cut off.
 	ctx, cancel := context.WithTimeout(ctx, c.timeout+time.Duration(u.Size/(256<<10))*time.Second)

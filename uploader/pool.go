@@ -44,6 +44,12 @@ type PoolConfig struct {
 	// Metadata returns the training_metadata JSON text for an item (nil
 	// for none). An error fails the item.
 	Metadata func(it state.Item) ([]byte, error)
+	// SpoolDir is where mailbox sources spool CV parts: an item whose file
+	// is there is dated by its message, as recorded when the mail was read.
+	// Every other item is a folder's file, dated by its modification time
+	// when it is sent (Upload.ReceivedFromFile), so that a touch and a
+	// retry mend a bad date.
+	SpoolDir string
 	// StopOnAuth makes Run return an *AuthError at the first 401, 402 or
 	// 403 on an upload (backfill). Otherwise the pool pauses, says so every
 	// AuthRetry, and tries one upload each time until the key works.
@@ -264,17 +270,8 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 				return err
 			}
 			if len(got) == 0 {
-				var timer <-chan time.Time
-				if !next.IsZero() {
-					t := time.NewTimer(max(next.Sub(p.cfg.Now()), time.Millisecond))
-					defer t.Stop()
-					timer = t.C
-				}
-				select {
-				case <-ctx.Done():
+				if !p.idle(ctx, next) {
 					return nil
-				case <-p.store.Notify():
-				case <-timer:
 				}
 				continue
 			}
@@ -301,6 +298,26 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 			return nil
 		}
 	}
+}
+
+// idle waits, with nothing due, until new work is queued or the next
+// retry is due (next; zero: none scheduled). It returns false when ctx is
+// done. Its timer lives for one wait: the dispatch loop, which runs as long
+// as the process, keeps none.
+func (p *Pool) idle(ctx context.Context, next time.Time) bool {
+	var due <-chan time.Time
+	if !next.IsZero() {
+		t := time.NewTimer(max(next.Sub(p.cfg.Now()), time.Millisecond))
+		defer t.Stop()
+		due = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-p.store.Notify():
+	case <-due:
+	}
+	return true
 }
 
 // commitWindow is how long the first result of a batch waits for others:

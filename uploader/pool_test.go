@@ -122,8 +122,13 @@ func newFixture(t *testing.T, n int) *fixture {
 		if err := os.WriteFile(fp, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// A folder file is dated by its mtime when it is sent.
+		received := time.Unix(1700000000, 0)
+		if err := os.Chtimes(fp, received, received); err != nil {
+			t.Fatal(err)
+		}
 		c := state.Candidate{Source: "inbox", SourceID: testSource, SHA256: sha256.Sum256([]byte(content)),
-			Path: fp, FileName: filepath.Base(fp), Size: int64(len(content)), Received: time.Unix(1700000000, 0)}
+			Path: fp, FileName: filepath.Base(fp), Size: int64(len(content)), Received: received}
 		cands = append(cands, c)
 		fx.keys = append(fx.keys, state.Key{SourceID: testSource, SHA256: c.SHA256})
 	}

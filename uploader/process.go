@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cvfeed/cvfeed/state"
@@ -30,7 +32,8 @@ func (p *Pool) process(ctx context.Context, it state.Item) (res state.Result, au
 	}
 	up := Upload{
 		SourceID: it.SourceID, Path: it.Path, FileName: it.FileName, Size: it.Size, SHA256: it.SHA256,
-		Reference: ReferenceFor(it.SHA256), Received: it.Received, TrainingMetadata: md,
+		Reference: ReferenceFor(it.SHA256), Received: it.Received, ReceivedFromFile: !p.spooled(it.Path),
+		TrainingMetadata: md,
 	}
 
 	if it.MaybeSent && p.read.Load() {
@@ -172,6 +175,12 @@ func (p *Pool) fail(log logger, it state.Item, res state.Result, attempted bool,
 	res.Err = err.Error()
 	log.Error("upload failed, giving up", "err", err)
 	return res
+}
+
+// spooled reports whether path is a spool file of a mailbox source.
+func (p *Pool) spooled(path string) bool {
+	dir := p.cfg.SpoolDir
+	return dir != "" && strings.HasPrefix(filepath.Clean(path), filepath.Clean(dir)+string(filepath.Separator))
 }
 
 func (p *Pool) metadata(it state.Item) ([]byte, error) {

@@ -26,8 +26,14 @@ type Upload struct {
 	// Reference is the profile_reference (HrFlow: the reference).
 	Reference string
 	// Received is timestamp_reception (HrFlow: created_at); zero leaves it
-	// out.
+	// out. Unless ReceivedFromFile, it is sent as it is, within what the
+	// API accepts (see reception).
 	Received time.Time
+	// ReceivedFromFile takes Received from the modification time of the
+	// file as it is sent (fstat of the descriptor the upload reads): the
+	// date of a folder's file is what the share says now, not when it was
+	// scanned, so that a touch and a retry mend a bad date.
+	ReceivedFromFile bool
 	// TrainingMetadata is the JSON text of the training_metadata array;
 	// nil leaves it out. The HrFlow flavour turns it into labels.
 	TrainingMetadata []byte
@@ -78,7 +84,7 @@ func ReferenceFor(sha [32]byte) string {
 // not depend on the file size.
 func (c *Client) PostProfile(ctx context.Context, u Upload) (Uploaded, error) {
 	var out Uploaded
-	if err := c.postFile(ctx, "profile", riminderFields(u), u, &out); err != nil {
+	if err := c.postFile(ctx, "profile", riminderFields, u, &out); err != nil {
 		return Uploaded{}, err
 	}
 	return out, nil

@@ -443,3 +443,14 @@ func (s *Scanner) Down() []error {
 	defer s.health.mu.Unlock()
 	return append([]error(nil), s.health.down...)
 }
+
+// openDir opens the directory at path (the folder's configured path, whose
+// own links are the admin's choice) for listing.
+func openDir(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}

@@ -51,18 +51,18 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 	store, err := state.Open(statePath(cfg), nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	defer store.Close()
 	a, err := openAPI(cfg, log, nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	defer a.close()
 	if n, err := store.Recover(); err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	} else if n > 0 {
 		log.Info("uploads interrupted by the last stop will be confirmed with the API before being sent again", "items", n)
@@ -105,6 +105,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Backoff:     uploader.Backoff{Initial: cfg.API.RetryInitial, Max: cfg.API.RetryMax},
 		Accept:      accept,
 		Metadata:    metadata,
+		SpoolDir:    spoolDir(cfg.StateDir),
 		StopOnAuth:  true,
 		ReadAccess:  read,
 		Logger:      log,
@@ -219,13 +220,13 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var authErr *uploader.AuthError
 	switch {
 	case errors.As(poolErr, &authErr):
-		fmt.Fprintf(stderr, "cvfeed: backfill stopped: %v; nothing was marked failed, %d items stay pending\n", authErr, left)
+		fmt.Fprintf(stderr, "cvfeed: backfill stopped: %s; nothing was marked failed, %d items stay pending\n", safe(authErr), left)
 		return exitFailed
 	case poolErr != nil:
-		fmt.Fprintln(stderr, "cvfeed: backfill stopped:", poolErr)
+		fmt.Fprintln(stderr, "cvfeed: backfill stopped:", safe(poolErr))
 		return exitFailed
 	case scanErr != nil && !errors.Is(scanErr, context.Canceled):
-		fmt.Fprintln(stderr, "cvfeed: scan stopped:", scanErr)
+		fmt.Fprintln(stderr, "cvfeed: scan stopped:", safe(scanErr))
 		return exitFailed
 	case ctx.Err() != nil:
 		fmt.Fprintf(stderr, "cvfeed: backfill interrupted; %d items stay pending and are taken up by the next run\n", left)

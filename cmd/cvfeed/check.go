@@ -6,28 +6,34 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/imapsrc"
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/uploader"
 )
 
-// checker prints one line per thing checked and remembers failures.
+// checker prints one line per thing checked and remembers failures. The
+// details are escaped (termsafe): they hold names from the shares, the
+// mailboxes and the API, which must not forge a line of their own.
 type checker struct {
 	w      io.Writer
 	failed int
 }
 
-func (c *checker) ok(what, detail string) { fmt.Fprintf(c.w, "OK    %-8s %s\n", what, detail) }
-func (c *checker) warn(what, detail string) {
-	fmt.Fprintf(c.w, "WARN  %-8s %s\n", what, detail)
-}
+func (c *checker) ok(what, detail string)   { c.line("OK", what, detail) }
+func (c *checker) warn(what, detail string) { c.line("WARN", what, detail) }
 func (c *checker) fail(what, detail string) {
 	c.failed++
-	fmt.Fprintf(c.w, "FAIL  %-8s %s\n", what, detail)
+	c.line("FAIL", what, detail)
+}
+
+func (c *checker) line(verdict, what, detail string) {
+	fmt.Fprintf(c.w, "%-5s %-8s %s\n", verdict, what, termsafe.Escape(detail))
 }
 
 // cmdCheck validates the config, reaches the API, and reads every folder
@@ -77,19 +83,24 @@ func (c *checker) api(ctx context.Context, cfg *config.Config, log *slog.Logger)
 		return
 	}
 	defer a.close()
+	at := termsafe.URL(a.url) // never a password in api.url
 	srcs, err := a.client.Sources(ctx)
-	switch {
-	case uploader.StatusOf(err) == 401:
-		c.fail("api", fmt.Sprintf("%s: the API refused the key: %v", a.url, err))
+	switch uploader.StatusOf(err) {
+	case http.StatusUnauthorized:
+		c.fail("api", fmt.Sprintf("%s: the API refused the key (401: wrong or revoked key; check api_key): %v", at, err))
 		return
-	case uploader.IsAuth(err):
-		c.warn("api", fmt.Sprintf("%s: the key may not read (a write-only key?): source ids and filters cannot be checked (%v)", a.url, err))
+	case http.StatusPaymentRequired:
+		c.fail("api", fmt.Sprintf("%s: the API quota is spent (402): uploads would pause until it is renewed: %v", at, err))
 		return
-	case err != nil:
-		c.fail("api", fmt.Sprintf("%s: %v", a.url, err))
+	case http.StatusForbidden:
+		c.warn("api", fmt.Sprintf("%s: the key may not read (403: a write-only key?): source ids and filters cannot be checked (%v)", at, err))
 		return
 	}
-	c.ok("api", fmt.Sprintf("%s: key accepted (%s flavour), %d sources visible", a.url, cfg.API.Flavor, len(srcs)))
+	if err != nil {
+		c.fail("api", fmt.Sprintf("%s: %v", at, err))
+		return
+	}
+	c.ok("api", fmt.Sprintf("%s: key accepted (%s flavour), %d sources visible", at, cfg.API.Flavor, len(srcs)))
 	known := map[string]string{}
 	for _, s := range srcs {
 		known[s.SourceID] = s.Name

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/sandbox"
 	"github.com/cvfeed/cvfeed/state"
 	"github.com/cvfeed/cvfeed/uploader"
@@ -48,14 +49,29 @@ type command struct {
 	stderr io.Writer
 	// args allows positional arguments (retry's IDs).
 	args bool
-	cfg  *config.Config
-	log  *slog.Logger
+	// noSecrets loads the config without its secrets (newAdminCommand).
+	noSecrets bool
+	cfg       *config.Config
+	log       *slog.Logger
 }
 
+// newCommand starts a command that talks to the API or the mailboxes: its
+// config must have every secret.
 func newCommand(name string, stderr io.Writer) *command {
 	c := &command{fs: flag.NewFlagSet(name, flag.ContinueOnError), stderr: stderr}
 	c.fs.SetOutput(stderr)
 	c.cf.register(c.fs)
+	return c
+}
+
+// newAdminCommand starts a command that only reads or changes the state
+// (status, failed, retry, report, state ...): it loads the config without
+// its secrets, so that it works in an admin's shell that lacks the daemon's
+// environment (${RIMINDER_API_KEY}) or cannot read its secret files.
+// Everything else in the config is validated as usual.
+func newAdminCommand(name string, stderr io.Writer) *command {
+	c := newCommand(name, stderr)
+	c.noSecrets = true
 	return c
 }
 
@@ -78,7 +94,7 @@ func (c *command) start(args []string) (int, bool) {
 		return exitUsage, false
 	}
 	c.log = log
-	cfg, ok := loadConfig(c.cf.config, c.stderr)
+	cfg, ok := loadConfig(c.cf.config, config.LoadOptions{SkipSecrets: c.noSecrets}, c.stderr)
 	if !ok {
 		return exitUsage, false
 	}
@@ -91,7 +107,7 @@ func (c *command) start(args []string) (int, bool) {
 func (c *command) withState(write bool, fn func(stateReader) int) int {
 	sr, err := openStateReader(c.cfg.StateDir, write)
 	if err != nil {
-		fmt.Fprintln(c.stderr, "cvfeed:", err)
+		fmt.Fprintln(c.stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	defer sr.Close()
@@ -127,11 +143,35 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		}
 		return a
 	}}
-	if isTerminal(w) {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(newHandler(w, isTerminal(w), opts)), nil
 }
+
+// newHandler is slog's text handler (text) or JSON handler. Both escape
+// control characters in values: the text handler quotes such a value
+// with strconv, the JSON one writes \u escapes; the JSON lines also get
+// the escapes of termsafe.JSON, for the C1 and bidirectional controls it
+// leaves as they are.
+func newHandler(w io.Writer, text bool, opts *slog.HandlerOptions) slog.Handler {
+	if text {
+		return slog.NewTextHandler(w, opts)
+	}
+	return slog.NewJSONHandler(safeJSONWriter{w}, opts)
+}
+
+// safeJSONWriter applies termsafe.JSON to each Write: slog's JSON handler
+// writes each record, a whole JSON line, with one Write.
+type safeJSONWriter struct{ w io.Writer }
+
+func (s safeJSONWriter) Write(p []byte) (int, error) {
+	if _, err := s.w.Write(termsafe.JSON(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// safe is err's text escaped for a terminal (termsafe.Lines): errors carry
+// names from the shares, the mailboxes and the API.
+func safe(err error) string { return termsafe.Lines(err.Error()) }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -139,10 +179,10 @@ func isTerminal(w io.Writer) bool {
 }
 
 // loadConfig loads the config or prints why not.
-func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
-	cfg, err := config.Load(path)
+func loadConfig(path string, o config.LoadOptions, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.LoadWith(path, o)
 	if err != nil {
-		fmt.Fprintf(stderr, "cvfeed: config: %v\n", err)
+		fmt.Fprintf(stderr, "cvfeed: config: %s\n", safe(err))
 		return nil, false
 	}
 	return cfg, true
@@ -209,6 +249,7 @@ func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*a
 			UserAgent: "cvfeed/" + version,
 			Observe:   observe,
 			Open:      a.files.open,
+			Logger:    log,
 		})
 	default:
 		c, err = uploader.NewClient(uploader.ClientOptions{
@@ -219,6 +260,7 @@ func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*a
 			UserAgent: "cvfeed/" + version,
 			Observe:   observe,
 			Open:      a.files.open,
+			Logger:    log,
 		})
 	}
 	if err != nil {
@@ -229,23 +271,32 @@ func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*a
 	return a, nil
 }
 
-// probeRead finds out whether the key may read (GET sources). A refused
-// GET means a write-only key: cvfeed still works, relying on the
-// duplicate-reference answer, and says so once.
+// probeRead finds out whether the key may read (GET sources). Only a 403
+// means a write-only key: cvfeed still works, relying on the
+// duplicate-reference answer, and says so once. A 401 (the key is wrong or
+// revoked) and a 402 (the quota is spent) concern every request: they are
+// logged as what they are, and the uploads pause on them (or a backfill
+// stops) until the key works; read access is then assumed, as when the
+// API cannot be reached.
 func probeRead(ctx context.Context, c apiClient, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := c.Sources(ctx)
-	switch {
-	case err == nil:
-		return true
-	case uploader.IsAuth(err):
-		log.Warn("the API key has no read access (GET refused): running without read access, uploads are confirmed by their profile_reference", "err", err)
+	switch uploader.StatusOf(err) {
+	case http.StatusForbidden:
+		log.Warn("the API key has no read access (GET sources: 403): running without read access, uploads are confirmed by their profile_reference", "err", err)
 		return false
-	default:
-		log.Warn("cannot reach the API to check the key; uploads will be retried", "err", err)
+	case http.StatusUnauthorized:
+		log.Error("the API refused the key (GET sources: 401: wrong or revoked key; check api_key): uploads will pause until it is fixed", "err", err)
+		return true
+	case http.StatusPaymentRequired:
+		log.Error("the API quota is spent (GET sources: 402): uploads will pause until it is renewed", "err", err)
 		return true
 	}
+	if err != nil {
+		log.Warn("cannot reach the API to check the key; uploads will be retried", "err", err)
+	}
+	return true
 }
 
 // source is what cmd needs to know of a [[folder]] or a [[mailbox]].

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/state"
 	"github.com/cvfeed/cvfeed/watcher"
 )
@@ -51,13 +52,13 @@ func (d *dryStore) Claim(cands []state.Candidate) ([]state.ClaimResult, error) {
 		if known {
 			res[i] = state.ClaimDuplicate
 			d.n.dup++
-			fmt.Fprintf(d.out, "duplicate  %s  %s\n", c.Source, c.Path)
+			fmt.Fprintf(d.out, "duplicate  %s  %s\n", termsafe.Escape(c.Source), termsafe.Escape(c.Path))
 			continue
 		}
 		d.seen[k] = true
 		res[i] = state.ClaimNew
 		d.n.upload++
-		fmt.Fprintf(d.out, "upload     %s  %s\n", c.Source, c.Path)
+		fmt.Fprintf(d.out, "upload     %s  %s\n", termsafe.Escape(c.Source), termsafe.Escape(c.Path))
 	}
 	return res, nil
 }
@@ -79,18 +80,18 @@ func dryRun(ctx context.Context, cfg *config.Config, folders []config.Folder, ma
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		st, err := state.Open(path, &state.Options{ReadOnly: true})
 		if err != nil {
-			fmt.Fprintf(stderr, "cvfeed: backfill -dry-run reads the state: %v\n", err)
+			fmt.Fprintf(stderr, "cvfeed: backfill -dry-run reads the state: %s\n", safe(err))
 			return exitFailed
 		}
 		defer st.Close()
 		d.real = st
 	}
 	for _, m := range mailboxes {
-		fmt.Fprintf(stdout, "mailbox    %s  not read in a dry run (it would have to fetch the attachments)\n", m.Name)
+		fmt.Fprintf(stdout, "mailbox    %s  not read in a dry run (it would have to fetch the attachments)\n", termsafe.Escape(m.Name))
 	}
 	sc := watcher.NewScanner(d, watcher.ScannerOptions{Logger: log})
 	if err := sc.Scan(ctx, folders); err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	c := sc.Stats().Snapshot()

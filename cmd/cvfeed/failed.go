@@ -2,18 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/state"
 )
 
 // cmdFailed lists the failed items with their last error.
 func cmdFailed(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCommand("failed", stderr)
+	c := newAdminCommand("failed", stderr)
 	asJSON := c.fs.Bool("json", false, "print JSON")
 	if code, ok := c.start(args); !ok {
 		return code
@@ -24,15 +24,14 @@ func cmdFailed(_ context.Context, args []string, stdout, stderr io.Writer) int {
 func printFailed(sr stateReader, asJSON bool, stdout, stderr io.Writer) int {
 	items, err := sr.Failed()
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	if asJSON {
 		if items == nil {
 			items = []failedItem{}
 		}
-		json.NewEncoder(stdout).Encode(items)
-		return exitOK
+		return printJSON(items, stdout, stderr)
 	}
 	if len(items) == 0 {
 		fmt.Fprintln(stdout, "no failed items")
@@ -41,7 +40,8 @@ func printFailed(sr stateReader, asJSON bool, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSOURCE\tFILE\tATTEMPTS\tFAILED AT\tERROR")
 	for _, it := range items {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", it.ID, it.Source, it.File, it.Attempts, it.Updated.Local().Format(time.DateTime), it.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", termsafe.Escape(it.ID), termsafe.Escape(it.Source), termsafe.Escape(it.File),
+			it.Attempts, it.Updated.Local().Format(time.DateTime), termsafe.Escape(it.Error))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "\n%d failed; fix the cause, then: cvfeed retry ID... (or -all)\n", len(items))
@@ -50,7 +50,7 @@ func printFailed(sr stateReader, asJSON bool, stdout, stderr io.Writer) int {
 
 // cmdRetry queues failed items again with a fresh attempt count.
 func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCommand("retry", stderr)
+	c := newAdminCommand("retry", stderr)
 	c.args = true
 	all := c.fs.Bool("all", false, "queue every failed item again")
 	c.fs.Usage = func() {
@@ -75,7 +75,7 @@ func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
 func retry(sr stateReader, ids []state.Key, stdout, stderr io.Writer) int {
 	n, err := sr.RetryFailed(ids) // no ids: all of them
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	where := "by the next cvfeed run or backfill"
@@ -89,7 +89,7 @@ func retry(sr stateReader, ids []state.Key, stdout, stderr io.Writer) int {
 // cmdReport prints the activity per source and day, as the Reports view
 // of the Riminder dashboard does.
 func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCommand("report", stderr)
+	c := newAdminCommand("report", stderr)
 	asJSON := c.fs.Bool("json", false, "print JSON")
 	sinceS := c.fs.String("since", "", "only days on or after DATE (YYYY-MM-DD)")
 	if code, ok := c.start(args); !ok {
@@ -110,15 +110,14 @@ func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
 func printReport(sr stateReader, since time.Time, asJSON bool, stdout, stderr io.Writer) int {
 	rows, err := sr.Report(since)
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	if asJSON {
 		if rows == nil {
 			rows = []state.ReportRow{}
 		}
-		json.NewEncoder(stdout).Encode(map[string]any{"rows": rows})
-		return exitOK
+		return printJSON(map[string]any{"rows": rows}, stdout, stderr)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tDAY\tSEEN\tUPLOADED\tDUPLICATES\tFAILED\tPARSED\tPARSE ERRORS")
@@ -127,7 +126,7 @@ func printReport(sr stateReader, since time.Time, asJSON bool, stdout, stderr io
 		if day == "" {
 			day = "(earlier)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.Source, day, r.Seen, r.Uploaded, r.Duplicates, r.Failed, r.Parsed, r.ParseErrors)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", termsafe.Escape(r.Source), termsafe.Escape(day), r.Seen, r.Uploaded, r.Duplicates, r.Failed, r.Parsed, r.ParseErrors)
 	}
 	tw.Flush()
 	return exitOK

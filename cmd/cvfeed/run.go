@@ -39,7 +39,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	d, err := startDaemon(ctx, cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	code := d.loop(ctx, hup)
@@ -106,6 +106,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 		Backoff:     uploader.Backoff{Initial: cfg.API.RetryInitial, Max: cfg.API.RetryMax},
 		Accept:      d.acceptUp(cfg.Folders, acceptSources(sources(cfg.Folders, cfg.Mailboxes))),
 		Metadata:    metadataFunc(sources(cfg.Folders, cfg.Mailboxes)),
+		SpoolDir:    spoolDir(cfg.StateDir),
 		ReadAccess:  probeRead(ctx, a.client, log),
 		Grace:       cfg.ShutdownTimeout,
 		Logger:      log,

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -20,7 +21,7 @@ type statusJSON struct {
 
 // cmdStatus prints the counts per source and status.
 func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCommand("status", stderr)
+	c := newAdminCommand("status", stderr)
 	asJSON := c.fs.Bool("json", false, "print JSON")
 	if code, ok := c.start(args); !ok {
 		return code
@@ -37,7 +38,7 @@ func printStatus(sr stateReader, cfg *config.Config, asJSON bool, stdout, stderr
 	}
 	counts, err := sr.Counts()
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	for name, c := range counts {
@@ -47,12 +48,7 @@ func printStatus(sr stateReader, cfg *config.Config, asJSON bool, stdout, stderr
 		doc.Total = doc.Total.Add(c)
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		if err := enc.Encode(doc); err != nil {
-			fmt.Fprintln(stderr, "cvfeed:", err)
-			return exitFailed
-		}
-		return exitOK
+		return printJSON(doc, stdout, stderr)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tPENDING\tUPLOADED\tFAILED\tDUPLICATE\tPARSED\tPARSE ERRORS\t")
@@ -62,12 +58,27 @@ func printStatus(sr stateReader, cfg *config.Config, asJSON bool, stdout, stderr
 	}
 	slices.Sort(names)
 	row := func(n string, c state.Counts) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n, c.Pending, c.Uploaded, c.Failed, c.Duplicate, c.Parsed, c.ParseError)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", termsafe.Escape(n), c.Pending, c.Uploaded, c.Failed, c.Duplicate, c.Parsed, c.ParseError)
 	}
 	for _, n := range names {
 		row(n, doc.Sources[n])
 	}
 	row("total", doc.Total)
 	tw.Flush()
+	return exitOK
+}
+
+// printJSON prints v as one line of JSON, with the characters a terminal
+// may act upon escaped (termsafe.JSON): names come from the shares.
+func printJSON(v any, stdout, stderr io.Writer) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
+	if _, err := stdout.Write(append(termsafe.JSON(b), '\n')); err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
 	return exitOK
 }
