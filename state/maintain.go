@@ -32,7 +32,7 @@ func (s *Store) Check() ([]string, error) {
 			more++
 		}
 	}
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.checkTx(func(tx *bolt.Tx) error {
 		// Open validated the pages; tx.Check reads them on a goroutine
 		// of its own, and reports its panics as errors.
 		for err := range tx.Check() {
@@ -134,6 +134,24 @@ func (s *Store) Check() ([]string, error) {
 		problems = append(problems, fmt.Sprintf("... and %d more", more))
 	}
 	return problems, nil
+}
+
+// checkTx runs fn for Check: in a read transaction when this process only
+// reads, else in a write transaction rolled back, since tx.Check reads the
+// free list that writers change (bbolt: "not safe to execute other writer
+// transactions at the same time" as a read-only check).
+func (s *Store) checkTx(fn func(*bolt.Tx) error) error {
+	if s.readOnly {
+		return s.view(fn)
+	}
+	return s.guard(func() error {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		return fn(tx)
+	})
 }
 
 // Backup writes a consistent copy of the state to dst (mode 0600): a read

@@ -106,9 +106,10 @@ type Options struct {
 
 // Store is an open state database. Its methods are safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
-	now  func() time.Time
+	db       *bolt.DB
+	path     string
+	readOnly bool
+	now      func() time.Time
 	// notify is signalled (without blocking) when pending work is added.
 	notify chan struct{}
 }
@@ -141,7 +142,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		makePrivate(dir, 0o700, "state_dir", log)
 	}
-	s := &Store{path: path, now: o.Now, notify: make(chan struct{}, 1)}
+	s := &Store{path: path, readOnly: o.ReadOnly, now: o.Now, notify: make(chan struct{}, 1)}
 	var (
 		db     *bolt.DB
 		opened *os.File

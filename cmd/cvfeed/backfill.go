@@ -48,12 +48,16 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	metadata := metadataFunc(sources(cfg.Folders, cfg.Mailboxes))
 	start := time.Now()
 
-	store, err := state.Open(statePath(cfg), nil)
+	store, err := state.Open(statePath(cfg), &state.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
 		return exitFailed
 	}
 	defer store.Close()
+	if err := bindAPI(store, cfg, log); err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", err)
+		return exitFailed
+	}
 	a, err := openAPI(cfg, log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", err)
