@@ -65,19 +65,11 @@ func (s *Store) BoundAPI() (string, error) {
 func (s *Store) BindAPI(api string) (Binding, error) {
 	var b Binding
 	err := s.update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		b = Binding{Previous: string(meta.Get(keyAPI))}
-		if b.Previous == api {
-			return nil
+		var err error
+		if b, err = s.binding(tx, api); err != nil || !b.Changed {
+			return err
 		}
-		k, _ := tx.Bucket(bucketClaims).Cursor().First()
-		f, _ := tx.Bucket(bucketFiles).Cursor().First()
-		b.Empty = k == nil && f == nil
-		if b.Previous != "" && !b.Empty {
-			return &APIMismatchError{Path: s.path, Bound: b.Previous, Want: api}
-		}
-		b.Changed = true
-		return meta.Put(keyAPI, []byte(api))
+		return tx.Bucket(bucketMeta).Put(keyAPI, []byte(api))
 	})
 	if err != nil {
 		var me *APIMismatchError
@@ -86,6 +78,31 @@ func (s *Store) BindAPI(api string) (Binding, error) {
 		}
 		return b, fmt.Errorf("record the state's API: %w", err)
 	}
+	return b, nil
+}
+
+// CheckAPI says what BindAPI would (nil, or an *APIMismatchError) and
+// records nothing: for a dry run.
+func (s *Store) CheckAPI(api string) error {
+	return s.view(func(tx *bolt.Tx) error {
+		_, err := s.binding(tx, api)
+		return err
+	})
+}
+
+// binding decides BindAPI: Changed when api is to be recorded.
+func (s *Store) binding(tx *bolt.Tx, api string) (Binding, error) {
+	b := Binding{Previous: string(tx.Bucket(bucketMeta).Get(keyAPI))}
+	if b.Previous == api {
+		return b, nil
+	}
+	k, _ := tx.Bucket(bucketClaims).Cursor().First()
+	f, _ := tx.Bucket(bucketFiles).Cursor().First()
+	b.Empty = k == nil && f == nil
+	if b.Previous != "" && !b.Empty {
+		return b, &APIMismatchError{Path: s.path, Bound: b.Previous, Want: api}
+	}
+	b.Changed = true
 	return b, nil
 }
 

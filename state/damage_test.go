@@ -19,7 +19,7 @@ import (
 
 // goodState writes a state of n items (half uploaded, some leased, with
 // file identities) and returns its path and bytes.
-func goodState(t *testing.T, n int) (string, []byte) {
+func goodState(t testing.TB, n int) (string, []byte) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), FileName)
 	s, err := Open(p, nil)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -61,7 +62,7 @@ func (s *Store) guard(f func() error) (err error) {
 	defer func() {
 		debug.SetPanicOnFault(old)
 		if r := recover(); r != nil {
-			err = s.damaged("%s", panicReason(r))
+			err = s.damaged("%s, in %s", panicReason(r), panicSite())
 		}
 	}()
 	return f()
@@ -71,9 +72,30 @@ func (s *Store) guard(f func() error) (err error) {
 func panicReason(r any) string {
 	if re, ok := r.(runtime.Error); ok {
 		if f, ok := r.(interface{ Addr() uintptr }); ok {
-			return fmt.Sprintf("reading it faulted at address %#x: a page lies outside the file (%v)", f.Addr(), re)
+			return fmt.Sprintf("reading it faulted at address %#x: a page lies outside the file", f.Addr())
 		}
 		return fmt.Sprintf("bbolt failed reading it: %v", re)
 	}
 	return fmt.Sprintf("bbolt: %v", r)
+}
+
+// panicSite names the function that panicked (called from the deferred
+// function, the panicking frames are still on the stack): bbolt's code on
+// a damaged page, or cvfeed's decoding of a damaged value.
+func panicSite() string {
+	pc := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pc[:runtime.Callers(2, pc)])
+	panicking := false
+	for {
+		f, more := frames.Next()
+		switch {
+		case strings.HasPrefix(f.Function, "runtime."):
+			panicking = panicking || f.Function == "runtime.gopanic" || f.Function == "runtime.sigpanic"
+		case panicking:
+			return f.Function
+		}
+		if !more {
+			return "an unknown function"
+		}
+	}
 }

@@ -30,6 +30,12 @@ func TestBindAPI(t *testing.T) {
 	if b, err := s.BindAPI(sandbox); err != nil || b.Changed {
 		t.Errorf("BindAPI(same) = %+v, %v; want nothing to do", b, err)
 	}
+	if err := s.CheckAPI(real); !errors.Is(err, ErrOtherAPI) {
+		t.Errorf("CheckAPI(other) with items = %v, want ErrOtherAPI", err)
+	}
+	if err := s.CheckAPI(sandbox); err != nil {
+		t.Errorf("CheckAPI(same) = %v", err)
+	}
 	_, err := s.BindAPI(real)
 	var me *APIMismatchError
 	if !errors.Is(err, ErrOtherAPI) || !errors.As(err, &me) {

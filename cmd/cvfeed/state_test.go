@@ -277,6 +277,9 @@ func TestStateBoundToAPI(t *testing.T) {
 			t.Errorf("%s printed the URL's password: %s", c, r.stderr)
 		}
 	}
+	if r := runCvfeed(t, nil, "backfill", "-dry-run", "-config", cfg); r.code != 1 || !strings.Contains(r.stderr, `"cvfeed state rebind"`) || strings.Contains(r.stdout, "unchanged 50") {
+		t.Errorf("backfill -dry-run with another API: exit %d, %q %s; want the refusal, not \"unchanged\"", r.code, r.stdout, r.stderr)
+	}
 	if n := len(sb.profiles(t)); n != 0 {
 		t.Errorf("the new API received %d profiles while the state was refused", n)
 	}
@@ -299,6 +302,37 @@ func TestStateBoundToAPI(t *testing.T) {
 	if r := runCvfeed(t, nil, "backfill", "-config", cfg, "-no-progress"); r.code != 0 || !strings.Contains(r.stdout, "unchanged 50") {
 		t.Errorf("backfill after the rebind: exit %d, %q %s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestRunReloadToAnotherAPI: a SIGHUP pointing cvfeed run at another API
+// is refused (the log names both); state rebind through the running
+// daemon's socket, then a SIGHUP, moves it to the new address.
+func TestRunReloadToAnotherAPI(t *testing.T) {
+	sb1, sb2 := startSandbox(t), startSandbox(t)
+	dir := t.TempDir()
+	cvDir := filepath.Join(dir, "share")
+	writeFile(t, filepath.Join(cvDir, "a.pdf"), "CV a")
+	cfg := runConfig(t, dir, sb1.url, "k", cvDir, "")
+	d := startRun(t, cfg)
+	waitProfiles(t, sb1, 1, 15*time.Second)
+	os.WriteFile(cfg, []byte(strings.Replace(readFile(t, cfg), sb1.url, sb2.url, 1)), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, d, "reload refused", 10*time.Second)
+	if l := d.log(); !strings.Contains(l, "riminder "+sb1.url) || !strings.Contains(l, "riminder "+sb2.url) || !strings.Contains(l, "cvfeed state rebind") {
+		t.Errorf("the refused reload does not name both APIs and rebind:\n%s", tail(l, 5))
+	}
+	r := runCvfeed(t, nil, "state", "rebind", "-config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, `API was "riminder `+sb1.url+`", now "riminder `+sb2.url+`"`) {
+		t.Fatalf("state rebind while running: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, d, "config reloaded", 10*time.Second)
+	writeFile(t, filepath.Join(cvDir, "b.pdf"), "CV b")
+	waitProfiles(t, sb2, 1, 15*time.Second)
+	if n := len(sb1.profiles(t)); n != 1 {
+		t.Errorf("the first API holds %d profiles, want 1", n)
+	}
+	d.stop(t, syscall.SIGTERM, 10*time.Second)
 }
 
 // TestStatusZeroLengthLocked: a zero-length state whose lock another
