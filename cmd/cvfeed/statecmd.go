@@ -242,6 +242,12 @@ func cmdStateBackup(args []string, stdout, stderr io.Writer) int {
 	case ctl != nil:
 		n, err = ctl.Backup(dst)
 		via = " (written by the running cvfeed)"
+		if fi, serr := os.Stat(dst); err == nil && (serr != nil || fi.Size() != n) {
+			// The daemon may see another file system: systemd's
+			// PrivateTmp, ProtectSystem.
+			err = fmt.Errorf("the running cvfeed wrote %s, but this process does not see it there (a private /tmp or a read-only file system of its service?): back up into its state_dir, e.g. %s",
+				dst, filepath.Join(c.cfg.StateDir, "backup.db"))
+		}
 	default:
 		n, err = st.Backup(dst)
 		st.Close()
