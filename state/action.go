@@ -49,7 +49,7 @@ func parseActionKey(b []byte) (Key, string, error) {
 // ActionsFor returns the actions waiting on one item.
 func (s *Store) ActionsFor(k Key) ([]Action, error) {
 	var out []Action
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		it, ok, err := getItem(tx, k)
 		if err != nil || !ok {
 			return err
@@ -71,7 +71,7 @@ func (s *Store) ActionsFor(k Key) ([]Action, error) {
 // work a stop left behind, done at start.
 func (s *Store) DueActions() ([]Action, error) {
 	var out []Action
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketActions).ForEach(func(ak, v []byte) error {
 			k, path, err := parseActionKey(ak)
 			if err != nil {
@@ -98,7 +98,7 @@ func (s *Store) DueActions() ([]Action, error) {
 // a retry of a failed item reads it from its new place. The file identity
 // of the old path is forgotten: a new file there is a new candidate.
 func (s *Store) ActionDone(a Action, newPath string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketActions).Delete(actionKey(a.Key, a.Path)); err != nil {
 			return err
 		}

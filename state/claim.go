@@ -52,7 +52,7 @@ func (s *Store) LookupFile(sourceID, path string) (FileRecord, bool, error) {
 		r     FileRecord
 		found bool
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketFiles).Get(fileKey(sourceID, path))
 		if v == nil {
 			return nil
@@ -80,7 +80,7 @@ func (s *Store) LookupFiles(sourceID string, paths []string, found func(i int, r
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(paths[a], paths[b]) })
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketFiles).Cursor()
 		key := fileKey(sourceID, "")
 		prefix := len(key)
@@ -125,7 +125,7 @@ func (s *Store) Claim(cands []Candidate) ([]ClaimResult, error) {
 		res   []ClaimResult
 		added bool
 	)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		res, added, err = s.claimTx(tx, cands)
 		return err
@@ -204,7 +204,7 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 // ForgetFile drops the remembered identity of a folder file, so that the
 // next scan hashes it again.
 func (s *Store) ForgetFile(sourceID, path string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFiles).Delete(fileKey(sourceID, path))
 	})
 }

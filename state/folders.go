@@ -43,7 +43,7 @@ func (s *Store) FolderDevice(sourceID, path string) (FolderDevice, bool, error) 
 		d  FolderDevice
 		ok bool
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMeta).Get(folderDevKey(sourceID, path))
 		if v == nil {
 			return nil
@@ -70,14 +70,14 @@ func (s *Store) SetFolderDevice(sourceID, path string, d FolderDevice) error {
 	v = append(v, d.MountRoot...)
 	k := folderDevKey(sourceID, path)
 	same := false
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.view(func(tx *bolt.Tx) error {
 		same = bytes.Equal(tx.Bucket(bucketMeta).Get(k), v)
 		return nil
 	})
 	if same {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(k, v) })
+	err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(k, v) })
 	if err != nil {
 		return fmt.Errorf("record the device of folder %s: %w", path, err)
 	}

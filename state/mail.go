@@ -64,7 +64,7 @@ func (s *Store) MailCursor(account, mailbox string) (MailCursor, bool, error) {
 		c  MailCursor
 		ok bool
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketCursors).Get(cursorKey(account, mailbox))
 		if len(v) == 8 {
 			c = MailCursor{UIDValidity: binary.BigEndian.Uint32(v), LastUID: binary.BigEndian.Uint32(v[4:])}
@@ -80,7 +80,7 @@ func (s *Store) MailCursor(account, mailbox string) (MailCursor, bool, error) {
 // another UIDVALIDITY of the folder are dropped: their UIDs mean nothing
 // any more (their CVs stay in state, so nothing is uploaded twice).
 func (s *Store) SetMailCursor(account, mailbox string, c MailCursor) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		if err := putCursor(tx, account, mailbox, c); err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func (s *Store) ClaimMail(msgs []MailClaim) ([][]ClaimResult, error) {
 		cands = append(cands, m.Parts...)
 	}
 	out := make([][]ClaimResult, len(msgs))
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		res, added, err := s.claimTx(tx, cands)
 		if err != nil {
 			return err
@@ -197,7 +197,7 @@ type Message struct {
 // all uploaded, or of which some part failed.
 func (s *Store) DueMessages(account string) ([]Message, error) {
 	var out []Message
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		prefix := append([]byte(account), 0)
 		c := tx.Bucket(bucketMessages).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -243,7 +243,7 @@ func (s *Store) DueMessages(account string) ([]Message, error) {
 // MessageDone forgets a tracked message once its action is done (or can
 // no longer be done).
 func (s *Store) MessageDone(id MessageID) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMessages).Delete(messageKey(id))
 	})
 	if err != nil {

@@ -27,7 +27,7 @@ func (c Counts) Add(d Counts) Counts {
 // Counts returns the counts per source name.
 func (s *Store) Counts() (map[string]Counts, error) {
 	out := map[string]Counts{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
 			it, err := decodeItem(k, v)
 			if err != nil {
@@ -70,7 +70,7 @@ func (s *Store) Counts() (map[string]Counts, error) {
 // Items calls fn for every item with one of the given statuses (none: all),
 // in key order. The Item is a copy; fn must not call the Store.
 func (s *Store) Items(fn func(Item) error, statuses ...Status) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
 			it, err := decodeItem(k, v)
 			if err != nil {
@@ -96,7 +96,7 @@ func (s *Store) Get(k Key) (Item, bool, error) {
 		it Item
 		ok bool
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		it, ok, err = getItem(tx, k)
 		return err
@@ -110,7 +110,7 @@ func (s *Store) Get(k Key) (Item, bool, error) {
 func (s *Store) RetryFailed(keys []Key) (int, error) {
 	now := s.now()
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
 		if len(keys) == 0 {
 			if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {

@@ -50,7 +50,7 @@ type Result struct {
 func (s *Store) Recover() (int, error) {
 	now := s.now()
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
 		leased := tx.Bucket(bucketLeased)
 		var keys [][]byte
@@ -109,7 +109,7 @@ type queued struct {
 // (zero when there are none).
 func (s *Store) Lease(max int, accept func(sourceID string) bool) (items []Item, next time.Time, err error) {
 	now := s.now().UnixNano()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		items, next = items[:0], time.Time{}
 		var due []queued
 		nextDue := int64(0)
@@ -183,7 +183,7 @@ func (s *Store) Complete(results []Result) error {
 	}
 	now := s.now()
 	requeued := false
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		requeued = false
 		leased := tx.Bucket(bucketLeased)
 		for _, r := range results {
@@ -250,7 +250,7 @@ func (s *Store) Complete(results []Result) error {
 // queued or leased.
 func (s *Store) Pending(accept func(sourceID string) bool) (int, error) {
 	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
 		if err := q.ForEachBucket(func(src []byte) error {
 			if accept != nil && !accept(string(src)) {

@@ -24,7 +24,7 @@ func (s *Store) MarkParsed(sourceIDs []string, reference, profileID string, ok b
 	copy(sha[:], raw)
 	now := s.now()
 	found := false
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		found = false
 		for _, id := range sourceIDs {
 			it, exists, err := getItem(tx, Key{SourceID: id, SHA256: sha})
@@ -94,7 +94,7 @@ func (s *Store) Report(since time.Time) ([]ReportRow, error) {
 		d := t.UTC().Format(time.DateOnly)
 		return d, d >= minDay
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
 			it, err := decodeItem(k, v)
 			if err != nil {

@@ -7,10 +7,11 @@
 // Bucket layout (keys are bytes; integers are big-endian):
 //
 //	meta
-//	  "schema"                        → uint32 schema version (1)
+//	  "schema"                        → uint32 schema version
+//	  "api"                           → the API the uploads go to (apibind.go)
 //	  "folderdev" 0x00 sourceID 0x00 path → 1 dev[8] mount root: a folder's file system (folders.go)
 //	claims
-//	  sourceID 0x00 sha256[32]        → item (JSON, see record.go)
+//	  sourceID 0x00 sha256[32]        → item (binary, see record.go)
 //	queue                             pending items not handed to a worker
 //	  sourceID (sub-bucket)
 //	    due unix-nanos[8] sha256[32]  → empty
@@ -36,14 +37,23 @@
 //
 // There is no fsync per file: callers hand over batches (Claim, Lease and
 // Complete take slices), and each batch is one bbolt transaction.
+//
+// A damaged file (cut short by a power failure, overwritten, not a state at
+// all) is an error naming it and "cvfeed state reset", never a crash: Open
+// validates the file before bbolt maps it (validate.go), and every
+// transaction runs under guard (guard.go), which turns bbolt's panics and
+// faults into a *DamagedError.
 package state
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -77,6 +87,11 @@ var (
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("state database is in use by another cvfeed process")
 
+// ErrEmpty is returned by a read-only Open of a file of zero bytes that no
+// process holds: a state whose creation never got further (bbolt writes
+// its first pages once it holds the lock), so there is nothing in it.
+var ErrEmpty = errors.New("state file is empty: no cvfeed has written it yet")
+
 // Options tunes Open. The zero value is usable.
 type Options struct {
 	// ReadOnly opens the database for reading only (a shared lock).
@@ -85,18 +100,27 @@ type Options struct {
 	LockTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Logger gets what a writer's Open fixed or could not fix (a state_dir
+	// or file that group or others may read); nil: nothing is logged.
+	Logger *slog.Logger
 }
 
 // Store is an open state database. Its methods are safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
-	now  func() time.Time
+	db       *bolt.DB
+	path     string
+	readOnly bool
+	now      func() time.Time
 	// notify is signalled (without blocking) when pending work is added.
 	notify chan struct{}
 }
 
-// Open opens (creating if needed, mode 0600) the database at path.
+// Open opens (creating if needed, mode 0600, in a directory of mode 0700)
+// the database at path. Before bbolt maps the file, Open takes the lock
+// bbolt will hold and validates the file (see checkFile): a damaged,
+// truncated or foreign file is a *DamagedError (errors.Is ErrDamaged),
+// never a crash. A file another process holds is ErrLocked, whatever its
+// size; a read-only Open of a zero-length file is ErrEmpty.
 func Open(path string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -108,31 +132,143 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if !o.ReadOnly {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		dir := filepath.Dir(path)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open state %s: %w", path, err)
 		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		makePrivate(dir, 0o700, "state_dir", log)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        o.LockTimeout,
-		ReadOnly:       o.ReadOnly,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+	s := &Store{path: path, readOnly: o.ReadOnly, now: o.Now, notify: make(chan struct{}, 1)}
+	var (
+		db     *bolt.DB
+		opened *os.File
+	)
+	err := s.guard(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:        o.LockTimeout,
+			ReadOnly:       o.ReadOnly,
+			NoFreelistSync: true,
+			FreelistType:   bolt.FreelistMapType,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				f, err := s.openChecked(name, flag, perm, &o)
+				opened = f
+				return f, err
+			},
+		})
+		return err
 	})
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open state %s: %w", path, ErrLocked)
+		if db == nil && opened != nil && errors.Is(err, ErrDamaged) {
+			// bbolt panicked inside Open (its free-list scan): the
+			// file stays mapped, but the lock goes with the descriptor.
+			opened.Close()
 		}
-		return nil, fmt.Errorf("open state %s: %w (is it a cvfeed state file?)", path, err)
+		switch {
+		case errors.Is(err, ErrDamaged):
+			return nil, err
+		case errors.Is(err, bolterrors.ErrTimeout):
+			return nil, fmt.Errorf("open state %s: %w", path, ErrLocked)
+		case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
+			return nil, s.damaged("bbolt refuses it: %v", err)
+		}
+		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: o.Now, notify: make(chan struct{}, 1)}
+	s.db = db
+	if !o.ReadOnly {
+		makePrivate(path, 0o600, "state file", log)
+	}
 	if err := s.init(o.ReadOnly); err != nil {
 		db.Close()
+		if errors.Is(err, ErrDamaged) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// openChecked is bbolt's OpenFile: it opens the file, takes the lock bbolt
+// is about to take (bbolt's own flock on the same descriptor then succeeds
+// at once), and validates the file while no writer can change it.
+func (s *Store) openChecked(name string, flag int, perm os.FileMode, o *Options) (*os.File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	how := syscall.LOCK_SH
+	if !o.ReadOnly {
+		how = syscall.LOCK_EX
+	}
+	if err := lockFile(f, how, o.LockTimeout); err != nil {
+		f.Close()
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.Size() == 0 {
+		if o.ReadOnly {
+			f.Close()
+			return nil, ErrEmpty
+		}
+		return f, nil // new: bbolt writes its first pages
+	}
+	reason, err := checkFile(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if reason != "" {
+		f.Close()
+		return nil, s.damaged("%s", reason)
+	}
+	return f, nil
+}
+
+// lockFile takes a flock (how: LOCK_SH or LOCK_EX) on f, trying for up to
+// timeout as bbolt does; ErrLocked when another process keeps it.
+func lockFile(f *os.File, how int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, syscall.EWOULDBLOCK):
+			return fmt.Errorf("lock: %w", err)
+		case time.Now().After(deadline):
+			return ErrLocked
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// makePrivate gives path mode want when group or others may use it and this
+// process owns it; otherwise it says so once.
+func makePrivate(path string, want fs.FileMode, what string, log *slog.Logger) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == os.Geteuid() {
+		if err := os.Chmod(path, want); err == nil {
+			log.Info(fmt.Sprintf("%s was open to group or others: made it private", what), "path", path, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", want))
+			return
+		}
+	}
+	log.Warn(fmt.Sprintf("%s is open to group or others and cvfeed cannot change it (not its owner): make it %04o", what, want), "path", path, "mode", fmt.Sprintf("%04o", perm))
 }
 
 // init creates the buckets and the schema key in one transaction, or checks
@@ -141,11 +277,11 @@ func (s *Store) init(readOnly bool) error {
 	check := func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
-			return errors.New("not a cvfeed state database (no meta bucket)")
+			return s.damaged("not a cvfeed state: a bbolt database without cvfeed's meta bucket")
 		}
 		v := meta.Get(keySchema)
 		if len(v) != 4 {
-			return errors.New("not a cvfeed state database (no schema version)")
+			return s.damaged("not a cvfeed state: no schema version")
 		}
 		got := be32(v)
 		if got < SchemaVersion && !readOnly {
@@ -162,15 +298,15 @@ func (s *Store) init(readOnly bool) error {
 		}
 		for _, b := range allBuckets {
 			if tx.Bucket(b) == nil {
-				return fmt.Errorf("bucket %s is missing", b)
+				return s.damaged("bucket %s is missing", b)
 			}
 		}
 		return nil
 	}
 	if readOnly {
-		return s.db.View(check)
+		return s.view(check)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			// A new database, or a foreign bbolt file: only an empty
@@ -178,7 +314,7 @@ func (s *Store) init(readOnly bool) error {
 			empty := true
 			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
 			if !empty {
-				return errors.New("not a cvfeed state database (foreign buckets)")
+				return s.damaged("not a cvfeed state: a bbolt database with buckets of another program")
 			}
 			for _, b := range allBuckets {
 				if _, err := tx.CreateBucket(b); err != nil {
@@ -253,6 +389,6 @@ func (s *Store) signal() {
 // Size returns the size of the database file in bytes.
 func (s *Store) Size() (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	err := s.view(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
 	return n, err
 }

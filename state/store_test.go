@@ -98,9 +98,9 @@ func TestOpenRejectsBadFiles(t *testing.T) {
 	s.Close()
 
 	for _, tc := range []struct{ path, want string }{
-		{foreign, "not a cvfeed state database"},
-		{junk, "is it a cvfeed state file?"},
-		{trunc, "is it a cvfeed state file?"},
+		{foreign, "not a cvfeed state"},
+		{junk, "no valid bbolt meta page"},
+		{trunc, "no valid bbolt meta page"},
 		{newer, fmt.Sprintf("schema version %d, this cvfeed reads version %d: it is older", SchemaVersion+1, SchemaVersion)},
 	} {
 		s, err := Open(tc.path, &Options{LockTimeout: 100 * time.Millisecond})

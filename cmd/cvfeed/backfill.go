@@ -32,7 +32,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
-			fmt.Fprintln(stderr, "cvfeed:", err)
+			fmt.Fprintln(stderr, "cvfeed:", safe(err))
 			return exitUsage
 		}
 		defer stop()
@@ -40,7 +40,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cfg, log := c.cfg, c.log
 	folders, mailboxes, err := selectSources(cfg, *only)
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitUsage
 	}
 	if *dry {
@@ -49,12 +49,16 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	metadata := metadataFunc(sources(cfg.Folders, cfg.Mailboxes))
 	start := time.Now()
 
-	store, err := state.Open(statePath(cfg), nil)
+	store, err := state.Open(statePath(cfg), &state.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	defer store.Close()
+	if err := bindAPI(store, cfg, log); err != nil {
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
+		return exitFailed
+	}
 	a, err := openAPI(cfg, log, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))

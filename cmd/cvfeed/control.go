@@ -69,7 +69,8 @@ func (l localState) RetryFailed(ids []state.Key) (int, error) { return l.Store.R
 
 // openStateReader opens the state read-only (writable when write is set),
 // or, when a running cvfeed holds it, connects to that process's control
-// socket. A state that does not exist yet reads as empty.
+// socket (see stateOrDaemon). A state that does not exist yet, or was never
+// written (zero bytes), reads as empty.
 func openStateReader(stateDir string, write bool) (stateReader, error) {
 	path := filepath.Join(stateDir, state.FileName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -77,18 +78,16 @@ func openStateReader(stateDir string, write bool) (stateReader, error) {
 			return emptyState{}, nil
 		}
 	}
-	st, err := state.Open(path, &state.Options{ReadOnly: !write, LockTimeout: 200 * time.Millisecond})
-	if err == nil {
-		return localState{st}, nil
-	}
-	if !errors.Is(err, state.ErrLocked) {
+	st, c, err := stateOrDaemon(stateDir, write)
+	switch {
+	case errors.Is(err, state.ErrEmpty):
+		return emptyState{}, nil
+	case err != nil:
 		return nil, err
+	case c != nil:
+		return c, nil
 	}
-	c := newControlClient(socketPath(stateDir))
-	if perr := c.ping(); perr != nil {
-		return nil, fmt.Errorf("%w; its control socket does not answer (%v)", err, perr)
-	}
-	return c, nil
+	return localState{st}, nil
 }
 
 // emptyState is the state before anything was recorded.
@@ -159,6 +158,36 @@ func serveControl(ctx context.Context, stateDir string, l localState, log *slog.
 		}
 		n, err := l.RetryFailed(keys)
 		reply(w, n, err)
+	})
+	// cvfeed state check, backup and rebind.
+	mux.HandleFunc("GET /check", func(w http.ResponseWriter, r *http.Request) {
+		problems, err := l.Check()
+		reply(w, problems, err)
+	})
+	mux.HandleFunc("POST /backup", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Path string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		if !filepath.IsAbs(req.Path) {
+			reply(w, nil, fmt.Errorf("backup path %q is not absolute", req.Path))
+			return
+		}
+		n, err := l.Backup(req.Path)
+		reply(w, n, err)
+	})
+	mux.HandleFunc("POST /rebind", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ API string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || req.API == "" {
+			reply(w, nil, fmt.Errorf("rebind: want {\"API\": ...}"))
+			return
+		}
+		prev, err := l.RebindAPI(req.API)
+		if err == nil {
+			log.Info("the state is bound to a new API address (cvfeed state rebind)", "api", req.API, "was", prev)
+		}
+		reply(w, prev, err)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -258,6 +287,25 @@ func (c *controlClient) RetryFailed(ids []state.Key) (int, error) {
 	}
 	var n int
 	return n, c.call("POST", "/retry", req, &n)
+}
+
+// Check runs cvfeed state check in the running cvfeed.
+func (c *controlClient) Check() ([]string, error) {
+	var problems []string
+	return problems, c.call("GET", "/check", nil, &problems)
+}
+
+// Backup has the running cvfeed write a copy of the state to path
+// (absolute: the daemon's working directory is not the caller's).
+func (c *controlClient) Backup(path string) (int64, error) {
+	var n int64
+	return n, c.call("POST", "/backup", struct{ Path string }{path}, &n)
+}
+
+// Rebind records api as the state's API in the running cvfeed.
+func (c *controlClient) Rebind(api string) (string, error) {
+	var prev string
+	return prev, c.call("POST", "/rebind", struct{ API string }{api}, &prev)
 }
 
 func (c *controlClient) Close() error { return nil }

@@ -79,12 +79,21 @@ func dryRun(ctx context.Context, cfg *config.Config, folders []config.Folder, ma
 	path := filepath.Join(cfg.StateDir, state.FileName)
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		st, err := state.Open(path, &state.Options{ReadOnly: true})
-		if err != nil {
+		if err == nil {
+			// What the backfill would refuse is refused here too.
+			if err = st.CheckAPI(apiIdentity(cfg)); err != nil {
+				st.Close()
+			}
+		}
+		switch {
+		case errors.Is(err, state.ErrEmpty): // never written: nothing known
+		case err != nil:
 			fmt.Fprintf(stderr, "cvfeed: backfill -dry-run reads the state: %s\n", safe(err))
 			return exitFailed
+		default:
+			defer st.Close()
+			d.real = st
 		}
-		defer st.Close()
-		d.real = st
 	}
 	for _, m := range mailboxes {
 		fmt.Fprintf(stdout, "mailbox    %s  not read in a dry run (it would have to fetch the attachments)\n", termsafe.Escape(m.Name))

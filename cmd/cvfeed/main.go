@@ -50,6 +50,7 @@ commands:
   retry      queue failed items again (-all | ID...)
   report     activity per source and day (-json, -since DATE)
   check      validate the config, reach the API, read every folder and mailbox
+  state      the state file: check, reset, backup FILE, rebind ("cvfeed state" lists them)
   sandbox    run a local fake Riminder API
   version    print the version
 
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdReport(ctx, rest, stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, rest, stdout, stderr)
+	case "state":
+		return cmdState(ctx, rest, stdout, stderr)
 	case "sandbox":
 		return cmdSandbox(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":

@@ -74,8 +74,12 @@ type daemon struct {
 }
 
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
-	store, err := state.Open(statePath(cfg), nil)
+	store, err := state.Open(statePath(cfg), &state.Options{Logger: log})
 	if err != nil {
+		return nil, err
+	}
+	if err := bindAPI(store, cfg, log); err != nil {
+		store.Close()
 		return nil, err
 	}
 	if n, err := store.Recover(); err != nil {
@@ -227,6 +231,14 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	if cfg.API.Workers != d.cfg.API.Workers {
 		d.log.Warn("reload: api.workers changes only with a restart", "running", d.cfg.API.Workers)
+	}
+	if apiIdentity(cfg) != apiIdentity(d.cfg) {
+		// The state counts uploads for one API (cvfeed state rebind
+		// declares a new address of the same one).
+		if err := bindAPI(d.store, cfg, d.log); err != nil {
+			d.log.Error("reload refused: the running config stays", "err", err)
+			return
+		}
 	}
 	a := d.api
 	if cfg.API.URL != d.cfg.API.URL || cfg.API.Key != d.cfg.API.Key || cfg.API.Timeout != d.cfg.API.Timeout ||

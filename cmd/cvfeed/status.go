@@ -73,11 +73,11 @@ func printStatus(sr stateReader, cfg *config.Config, asJSON bool, stdout, stderr
 func printJSON(v any, stdout, stderr io.Writer) int {
 	b, err := json.Marshal(v)
 	if err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	if _, err := stdout.Write(append(termsafe.JSON(b), '\n')); err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", err)
+		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	return exitOK
