@@ -227,9 +227,10 @@ func openAPI(cfg *config.Config, log *slog.Logger, observe func(int, error)) (*a
 			a.url += "/v1" // the sandbox serves HrFlow's v1 paths there
 		}
 		a.close = func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
+			// Called once the client is done with the API. Close, not
+			// Shutdown: the client's transport may hold a connection it
+			// dialled but never used, and Shutdown waits 5 s for it.
+			_ = srv.Close()
 			_ = sb.Close()
 		}
 		log.Info("using the embedded sandbox API (api.url = \"sandbox\"): nothing leaves this machine", "url", a.url)

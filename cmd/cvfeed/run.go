@@ -88,18 +88,29 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	} else if n > 0 {
 		log.Info("uploads interrupted by the last stop will be confirmed with the API before being sent again", "items", n)
 	}
-	kit, err := newOpsKit(cfg, store, log)
-	if err != nil {
+	// status, failed, retry, report and the state commands ask through
+	// the control socket while this process holds the state: it answers
+	// from here on, not only once the API has been probed (up to 30 s).
+	ctlCtx, stopControl := context.WithCancel(context.WithoutCancel(ctx))
+	controlDone := make(chan error, 1)
+	go func() { controlDone <- serveControl(ctlCtx, cfg.StateDir, localState{store}, log) }()
+	fail := func(err error) (*daemon, error) {
+		stopControl()
+		<-controlDone
 		store.Close()
 		return nil, err
+	}
+	kit, err := newOpsKit(cfg, store, log)
+	if err != nil {
+		return fail(err)
 	}
 	a, err := openAPI(cfg, log, kit.observe)
 	if err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	cleanSpool(store, spoolDir(cfg.StateDir), time.Now(), log)
-	d := &daemon{log: log, cfg: cfg, store: store, api: a, ops: kit, accounts: map[string]*account{}, mailStats: new(imapsrc.Stats)}
+	d := &daemon{log: log, cfg: cfg, store: store, api: a, ops: kit, accounts: map[string]*account{}, mailStats: new(imapsrc.Stats),
+		stopControl: stopControl, controlDone: controlDone}
 	d.actions = fileaction.New(store, log)
 	d.actions.SetFolders(cfg.Folders)
 	d.actions.SetFolderCheck(func(f config.Folder) error { return watcher.CheckFolder(store, f) })
@@ -135,12 +146,6 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*da
 	go func() { d.poolDone <- d.pool.Run(poolCtx) }()
 	go func() { d.watchDone <- d.watch.Run(srcCtx, cfg.Folders) }()
 	d.srcCtx = srcCtx
-	// status, failed, retry and report ask through the control socket
-	// while this process holds the state.
-	var ctlCtx context.Context
-	ctlCtx, d.stopControl = context.WithCancel(context.WithoutCancel(ctx))
-	d.controlDone = make(chan error, 1)
-	go func() { d.controlDone <- serveControl(ctlCtx, cfg.StateDir, localState{store}, log) }()
 	d.setMailboxes(cfg.Mailboxes, false)
 	var opsCtx context.Context
 	opsCtx, d.stopOps = context.WithCancel(context.WithoutCancel(ctx))
