@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -10,8 +11,9 @@ import (
 // An upload counts for the API it went to: a state whose items were sent
 // to the sandbox says "uploaded" and "unchanged" of CVs the real API never
 // saw. So the meta bucket records which API the state's uploads go to (an
-// identity the caller makes of the flavour and base URL, see cmd/cvfeed),
-// and a writer that means to upload checks it with BindAPI first.
+// identity the caller makes of the flavour and base URL: "FLAVOUR URL", or
+// "FLAVOUR sandbox" for the embedded sandbox, see cmd/cvfeed), and a writer
+// that means to upload checks it with BindAPI first.
 
 var keyAPI = []byte("api")
 
@@ -25,6 +27,10 @@ type APIMismatchError struct {
 }
 
 func (e *APIMismatchError) Error() string {
+	if rebindable(e.Bound, e.Want) != nil {
+		return fmt.Sprintf("state %s records uploads to the API %q, but the config points at %q: "+
+			"they are not the same API, so to upload to that API use a new state_dir", e.Path, e.Bound, e.Want)
+	}
 	return fmt.Sprintf("state %s records uploads to the API %q, but the config points at %q: "+
 		"to upload to that API, use a new state_dir; if it is the same API under a new address, run \"cvfeed state rebind\"",
 		e.Path, e.Bound, e.Want)
@@ -106,16 +112,40 @@ func (s *Store) binding(tx *bolt.Tx, api string) (Binding, error) {
 	return b, nil
 }
 
-// RebindAPI records api as the state's API whatever was recorded before
-// (returned): the admin says the new address is the same API.
+// RebindAPI records api as the state's API and returns the one recorded
+// before: the admin says the new address is the same API. It refuses
+// (ErrOtherAPI) when the two cannot be one API (see rebindable).
 func (s *Store) RebindAPI(api string) (previous string, err error) {
 	err = s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		previous = string(meta.Get(keyAPI))
+		if previous != "" && previous != api {
+			if err := rebindable(previous, api); err != nil {
+				return err
+			}
+		}
 		return meta.Put(keyAPI, []byte(api))
 	})
 	if err != nil {
+		if errors.Is(err, ErrDamaged) || errors.Is(err, ErrOtherAPI) {
+			return "", err
+		}
 		return "", fmt.Errorf("record the state's API: %w", err)
 	}
 	return previous, nil
+}
+
+// rebindable refuses to take previous and next for one API under two
+// addresses when they cannot be: the embedded sandbox (its uploads went to
+// no real API) and another flavour (another API altogether).
+func rebindable(previous, next string) error {
+	pf, pu, _ := strings.Cut(previous, " ")
+	nf, nu, _ := strings.Cut(next, " ")
+	switch {
+	case pu == "sandbox" || nu == "sandbox":
+		return fmt.Errorf("%w: the state records %q and the config %q: the embedded sandbox is not the same API as any other, so its uploads cannot count for it; use a new state_dir", ErrOtherAPI, previous, next)
+	case pf != nf:
+		return fmt.Errorf("%w: the state records %q and the config %q: another flavour is another API; use a new state_dir", ErrOtherAPI, previous, next)
+	}
+	return nil
 }

@@ -41,19 +41,41 @@ func TestBindAPI(t *testing.T) {
 	if !errors.Is(err, ErrOtherAPI) || !errors.As(err, &me) {
 		t.Fatalf("BindAPI(other) with items = %v, want an *APIMismatchError", err)
 	}
-	for _, want := range []string{s.Path(), `"` + sandbox + `"`, `"` + real + `"`, "new state_dir", `"cvfeed state rebind"`} {
+	// Bound to the sandbox, the only way to another API is a new
+	// state_dir: the message does not offer a rebind, and a rebind is
+	// refused.
+	for _, want := range []string{s.Path(), `"` + sandbox + `"`, `"` + real + `"`, "new state_dir", "not the same API"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("mismatch = %q, want it to say %s", err, want)
 		}
 	}
+	if strings.Contains(err.Error(), "rebind") {
+		t.Errorf("mismatch from the sandbox = %q offers a rebind", err)
+	}
+	if _, err := s.RebindAPI(real); !errors.Is(err, ErrOtherAPI) || !strings.Contains(err.Error(), "embedded sandbox") {
+		t.Errorf("RebindAPI from the sandbox = %v, want refused naming the embedded sandbox", err)
+	}
 	if got, _ := s.BoundAPI(); got != sandbox {
-		t.Errorf("BoundAPI after the refusal = %q, want %q", got, sandbox)
+		t.Errorf("BoundAPI after the refusals = %q, want %q", got, sandbox)
 	}
-	prev, err := s.RebindAPI(real)
-	if err != nil || prev != sandbox {
-		t.Fatalf("RebindAPI = %q, %v; want the previous API %q", prev, err, sandbox)
+	// Bound to a real API, a new address of it may be rebound; another
+	// flavour may not.
+	s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyAPI, []byte(real)) })
+	const moved = "riminder https://riminder.internal.example/api/v1.0"
+	_, err = s.BindAPI(moved)
+	for _, want := range []string{`"` + real + `"`, `"` + moved + `"`, "new state_dir", `"cvfeed state rebind"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("mismatch = %v, want it to say %s", err, want)
+		}
 	}
-	if b, err := s.BindAPI(real); err != nil || b.Changed {
+	if _, err := s.RebindAPI("hrflow https://api.hrflow.ai/v1"); !errors.Is(err, ErrOtherAPI) {
+		t.Errorf("RebindAPI to another flavour = %v, want refused", err)
+	}
+	prev, err := s.RebindAPI(moved)
+	if err != nil || prev != real {
+		t.Fatalf("RebindAPI = %q, %v; want the previous API %q", prev, err, real)
+	}
+	if b, err := s.BindAPI(moved); err != nil || b.Changed {
 		t.Errorf("BindAPI after the rebind = %+v, %v", b, err)
 	}
 	// A state of an older cvfeed (items, no API): bound on the first

@@ -270,14 +270,14 @@ func TestStateBoundToAPI(t *testing.T) {
 		noCrash(t, c, r)
 		line := strings.TrimSpace(r.stderr)
 		if r.code != 1 || strings.Count(line, "\n") != 0 || !strings.Contains(line, `"riminder sandbox"`) ||
-			!strings.Contains(line, `"riminder `+sb.url+`"`) || !strings.Contains(line, "new state_dir") || !strings.Contains(line, `"cvfeed state rebind"`) {
-			t.Errorf("%s with another API: exit %d, stderr %q; want exit 1 and one line naming both APIs and the ways forward", c, r.code, r.stderr)
+			!strings.Contains(line, `"riminder `+sb.url+`"`) || !strings.Contains(line, "new state_dir") || strings.Contains(line, "rebind") {
+			t.Errorf("%s with another API: exit %d, stderr %q; want exit 1 and one line naming both APIs and a new state_dir (no rebind from the sandbox)", c, r.code, r.stderr)
 		}
 		if strings.Contains(r.stderr+r.stdout, "s3cret-pw") {
 			t.Errorf("%s printed the URL's password: %s", c, r.stderr)
 		}
 	}
-	if r := runCvfeed(t, nil, "backfill", "-dry-run", "-config", cfg); r.code != 1 || !strings.Contains(r.stderr, `"cvfeed state rebind"`) || strings.Contains(r.stdout, "unchanged 50") {
+	if r := runCvfeed(t, nil, "backfill", "-dry-run", "-config", cfg); r.code != 1 || !strings.Contains(r.stderr, "new state_dir") || strings.Contains(r.stdout, "unchanged 50") {
 		t.Errorf("backfill -dry-run with another API: exit %d, %q %s; want the refusal, not \"unchanged\"", r.code, r.stdout, r.stderr)
 	}
 	if n := len(sb.profiles(t)); n != 0 {
@@ -294,14 +294,26 @@ func TestStateBoundToAPI(t *testing.T) {
 		t.Fatalf("backfill with a new state_dir: exit %d, %q\n%s", r.code, r.stdout, tail(r.stderr, 20))
 	}
 	exactlyOnce(t, sb.profiles(t), want)
-	// rebind: the admin says the new URL is the same API.
-	r := runCvfeed(t, nil, "state", "rebind", "-config", cfg)
-	if r.code != 0 || !strings.Contains(r.stdout, `API was "riminder sandbox", now "riminder `+sb.url+`"`) {
+	// No rebind from the embedded sandbox: its uploads reached no real API.
+	if r := runCvfeed(t, nil, "state", "rebind", "-config", cfg); r.code != 1 || !strings.Contains(r.stderr, "embedded sandbox") {
+		t.Errorf("state rebind from the sandbox: exit %d, %q %s; want it refused", r.code, r.stdout, r.stderr)
+	}
+	// The real API under a new address (the same sandbox as localhost):
+	// refused naming rebind, then rebind lets the state run.
+	moved := strings.Replace(readFile(t, cfgFresh), "127.0.0.1", "localhost", 1)
+	cfgMoved := filepath.Join(dir, "moved.toml")
+	os.WriteFile(cfgMoved, []byte(moved), 0o644)
+	if r := runCvfeed(t, nil, "backfill", "-config", cfgMoved, "-no-progress"); r.code != 1 || !strings.Contains(r.stderr, `"cvfeed state rebind"`) {
+		t.Errorf("backfill at the API's new address: exit %d, %q %s; want refused naming the rebind", r.code, r.stdout, r.stderr)
+	}
+	r := runCvfeed(t, nil, "state", "rebind", "-config", cfgMoved)
+	if r.code != 0 || !strings.Contains(r.stdout, `API was "riminder `+sb.url+`", now "riminder `+strings.Replace(sb.url, "127.0.0.1", "localhost", 1)+`"`) {
 		t.Fatalf("state rebind: exit %d, %q %s", r.code, r.stdout, r.stderr)
 	}
-	if r := runCvfeed(t, nil, "backfill", "-config", cfg, "-no-progress"); r.code != 0 || !strings.Contains(r.stdout, "unchanged 50") {
+	if r := runCvfeed(t, nil, "backfill", "-config", cfgMoved, "-no-progress"); r.code != 0 || !strings.Contains(r.stdout, "unchanged 50") {
 		t.Errorf("backfill after the rebind: exit %d, %q %s", r.code, r.stdout, r.stderr)
 	}
+	exactlyOnce(t, sb.profiles(t), want)
 }
 
 // TestRunReloadToAnotherAPI: a SIGHUP pointing cvfeed run at another API
