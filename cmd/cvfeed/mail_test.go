@@ -260,13 +260,28 @@ poll_interval = "2s"`)
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		select {
-		case <-exited:
-			t.Logf("round %d finished before the kill", round)
-		case <-time.After(time.Duration(100+rng.IntN(900)) * time.Millisecond):
+		// The kill lands after a random number (5..30) of new uploads,
+		// so that it hits the backfill in the middle of its work however
+		// fast or loaded the machine is (8 rounds take at most 240 of
+		// the 300), or after a random delay when uploads do not move.
+		before, step := len(sb.profiles(t)), 5+rng.IntN(26)
+		deadline := time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond * 10)
+	wait:
+		for {
+			select {
+			case <-exited:
+				t.Logf("round %d finished before the kill", round)
+				break wait
+			case <-deadline:
+			case <-time.After(20 * time.Millisecond):
+				if len(sb.profiles(t)) < before+step {
+					continue
+				}
+			}
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-exited
 			kills++
+			break
 		}
 		checkSeenAfterUpload(t, dv, sb)
 	}
