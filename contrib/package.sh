@@ -71,7 +71,7 @@ for a in "${arches[@]}"; do build "$a"; done
 
 # The packaged unit runs the packaged binary.
 sed 's|/usr/local/bin/cvfeed|/usr/bin/cvfeed|g' contrib/systemd/cvfeed.service >dist/build/cvfeed.service
-if grep -q /usr/local/ dist/build/cvfeed.service; then
+if grep -q '^[^#]*/usr/local/' dist/build/cvfeed.service; then
   echo "package.sh: the unit still names /usr/local" >&2
   exit 1
 fi
