@@ -55,6 +55,8 @@ type Metrics struct {
 	watchMode   *prometheus.GaugeVec
 	folderUp    *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
+	mailboxUp   *prometheus.GaugeVec
+	paused      prometheus.Gauge
 
 	mu    sync.Mutex
 	modes map[string]map[string]bool // folder → every mode label it has had
@@ -99,6 +101,14 @@ func NewMetrics(version string, queue QueueFunc) *Metrics {
 			Name: "cvfeed_last_success_timestamp_seconds",
 			Help: "Unix time of the last CV of each source the API confirmed.",
 		}, []string{"source"}),
+		mailboxUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cvfeed_mailbox_up",
+			Help: "1 while the mailbox's account runs (connected or reconnecting), 0 when it stopped by itself (a refused login): it stays stopped until a reload.",
+		}, []string{"mailbox"}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cvfeed_uploads_paused",
+			Help: "1 while uploads are paused because the API refuses the key (401), the quota is spent (402) or the key may not upload (403); 0 otherwise.",
+		}),
 		modes: make(map[string]map[string]bool),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -111,6 +121,7 @@ func NewMetrics(version string, queue QueueFunc) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build, m.uploads, m.duration, m.retries, m.api, m.reconnects, m.watchMode, m.folderUp, m.lastSuccess,
+		m.mailboxUp, m.paused,
 	)
 	if queue != nil {
 		m.reg.MustRegister(&queueCollector{fn: queue, desc: prometheus.NewDesc(
@@ -247,8 +258,50 @@ func (m *Metrics) LastSuccess(source string, t time.Time) {
 	m.lastSuccess.WithLabelValues(source).Set(float64(t.UnixNano()) / 1e9)
 }
 
+// SetMailboxUp sets whether the account of mailbox runs (1) or stopped by
+// itself (0). It also starts the mailbox's cvfeed_imap_reconnects_total at
+// 0, so that an alert on its increase sees the first reconnect.
+func (m *Metrics) SetMailboxUp(mailbox string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.mailboxUp.WithLabelValues(mailbox).Set(v)
+	m.reconnects.WithLabelValues(mailbox)
+}
+
+// SetPaused sets whether uploads are paused by the API's refusal of the
+// key (401, 402, 403).
+func (m *Metrics) SetPaused(paused bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if paused {
+		v = 1
+	}
+	m.paused.Set(v)
+}
+
+// KnowSource starts the counters of a source at 0 (cvfeed_uploads_total
+// for each outcome, cvfeed_retries_total), so that a rule over their
+// increase sees the first event instead of a series that appears at 1.
+func (m *Metrics) KnowSource(source string) {
+	if m == nil {
+		return
+	}
+	for _, o := range []string{OutcomeUploaded, OutcomeDuplicate, OutcomeFailed, OutcomeRetried, OutcomePaused} {
+		m.uploads.WithLabelValues(source, o)
+	}
+	m.retries.WithLabelValues(source)
+}
+
 // ForgetSource drops the gauges of a source removed by a reload (its
-// watcher mode, whether it is up, and its last success), so they no
+// watcher mode, whether it is up, its last success and whether its
+// mailbox runs), so they no
 // longer show a stale value.
 // Counters stay: Prometheus expects them not to vanish.
 func (m *Metrics) ForgetSource(name string) {
@@ -261,6 +314,7 @@ func (m *Metrics) ForgetSource(name string) {
 	m.watchMode.DeletePartialMatch(prometheus.Labels{"folder": name})
 	m.folderUp.DeleteLabelValues(name)
 	m.lastSuccess.DeleteLabelValues(name)
+	m.mailboxUp.DeleteLabelValues(name)
 }
 
 // queueCollector turns a QueueFunc into cvfeed_queue_items at scrape time.

@@ -228,3 +228,50 @@ func TestMetricsTwice(t *testing.T) {
 		t.Errorf("retries of the second Metrics = %v, want 0", n)
 	}
 }
+
+// cvfeed_mailbox_up and cvfeed_uploads_paused follow their setters; a
+// known source and a started mailbox have their counters at 0 before the
+// first event, so increase() sees it.
+func TestMetricsMailboxPausedAndZeroCounters(t *testing.T) {
+	m := NewMetrics("dev", nil)
+	m.KnowSource("inbox")
+	m.SetMailboxUp("jobs", true)
+	m.SetMailboxUp("hr", true)
+	m.SetMailboxUp("hr", false) // its login was refused
+	m.SetPaused(true)
+	want := `
+# HELP cvfeed_imap_reconnects_total IMAP connections opened again after a lost or failed one, by mailbox account.
+# TYPE cvfeed_imap_reconnects_total counter
+cvfeed_imap_reconnects_total{account="hr"} 0
+cvfeed_imap_reconnects_total{account="jobs"} 0
+# HELP cvfeed_mailbox_up 1 while the mailbox's account runs (connected or reconnecting), 0 when it stopped by itself (a refused login): it stays stopped until a reload.
+# TYPE cvfeed_mailbox_up gauge
+cvfeed_mailbox_up{mailbox="hr"} 0
+cvfeed_mailbox_up{mailbox="jobs"} 1
+# HELP cvfeed_retries_total Uploads scheduled again after a transient error (network, 408, 425, 429, 5xx), by source.
+# TYPE cvfeed_retries_total counter
+cvfeed_retries_total{source="inbox"} 0
+# HELP cvfeed_uploads_paused 1 while uploads are paused because the API refuses the key (401), the quota is spent (402) or the key may not upload (403); 0 otherwise.
+# TYPE cvfeed_uploads_paused gauge
+cvfeed_uploads_paused 1
+# HELP cvfeed_uploads_total Items handled by source and outcome of the attempt (uploaded, duplicate, failed, retried, paused).
+# TYPE cvfeed_uploads_total counter
+cvfeed_uploads_total{outcome="duplicate",source="inbox"} 0
+cvfeed_uploads_total{outcome="failed",source="inbox"} 0
+cvfeed_uploads_total{outcome="paused",source="inbox"} 0
+cvfeed_uploads_total{outcome="retried",source="inbox"} 0
+cvfeed_uploads_total{outcome="uploaded",source="inbox"} 0
+`
+	names := []string{"cvfeed_imap_reconnects_total", "cvfeed_mailbox_up", "cvfeed_retries_total", "cvfeed_uploads_paused", "cvfeed_uploads_total"}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	m.SetPaused(false)
+	if v := testutil.ToFloat64(m.paused); v != 0 {
+		t.Errorf("cvfeed_uploads_paused after SetPaused(false) = %v, want 0", v)
+	}
+	m.ForgetSource("hr")
+	if n, err := testutil.GatherAndCount(m.Registry(), "cvfeed_mailbox_up"); err != nil || n != 1 {
+		t.Errorf("cvfeed_mailbox_up series after ForgetSource(hr) = %d, %v, want 1 (jobs)", n, err)
+	}
+}

@@ -58,6 +58,7 @@ func newOpsKit(cfg *config.Config, store *state.Store, log *slog.Logger) (*opsKi
 		}
 		return out, nil
 	})
+	k.setSources(cfg) // again, now that the counters exist
 	k.health = ops.NewHealth()
 	k.health.Check("state", func() error {
 		_, err := store.Size()
@@ -99,6 +100,7 @@ func (k *opsKit) setSources(cfg *config.Config) {
 	ids := map[string]bool{}
 	for _, s := range sources(cfg.Folders, cfg.Mailboxes) {
 		ids[s.sourceID] = true
+		k.metrics.KnowSource(s.name)
 	}
 	k.mu.Lock()
 	k.sourceIDs = slices.Sorted(maps.Keys(ids))
@@ -179,6 +181,7 @@ func (k *opsKit) tick(d *daemon) {
 	} else {
 		k.reportHealth("uploads", nil)
 	}
+	k.metrics.SetPaused(d.pool.Paused() != nil)
 	for folder, m := range d.watch.Modes() {
 		k.metrics.SetWatchMode(folder, m.Kind)
 	}

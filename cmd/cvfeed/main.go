@@ -19,8 +19,25 @@ const (
 	exitUsage  = 2
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is stamped at build time with -ldflags "-X main.version=..."
+// (contrib/package.sh does, from git describe); an unstamped binary takes
+// its module version from the build info ("go install ...@v1.2.3"), see
+// init. It is set before main runs and never changed after.
 var version = "dev"
+
+func init() { version = buildVersion(version, debug.ReadBuildInfo) }
+
+// buildVersion is stamped unless it is "dev", else the main module's
+// version from the build info when there is one, else "dev".
+func buildVersion(stamped string, info func() (*debug.BuildInfo, bool)) string {
+	if stamped != "dev" {
+		return stamped
+	}
+	if bi, ok := info(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return stamped
+}
 
 func main() {
 	tuneGC()

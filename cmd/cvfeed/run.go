@@ -324,6 +324,7 @@ func (d *daemon) setMailboxes(mailboxes []config.Mailbox, reload bool) {
 		})
 		d.accounts[m.Name] = a
 		d.ops.reportHealth("mailbox "+m.Name, nil)
+		d.ops.metrics.SetMailboxUp(m.Name, true)
 		go func() {
 			defer close(a.done)
 			err := a.acc.Run(ctx)
@@ -331,6 +332,7 @@ func (d *daemon) setMailboxes(mailboxes []config.Mailbox, reload bool) {
 			if ctx.Err() == nil {
 				// Stopped by itself: /healthz says so until a reload.
 				d.ops.reportHealth("mailbox "+m.Name, fmt.Errorf("stopped: %w", err))
+				d.ops.metrics.SetMailboxUp(m.Name, false)
 			}
 			var le *imapsrc.LoginError
 			switch {
