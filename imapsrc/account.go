@@ -12,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/mailpart"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -54,7 +55,7 @@ type Account struct {
 	o      AccountOptions
 	log    *slog.Logger
 	stats  *Stats
-	policy Policy
+	policy mailpart.Policy
 	now    func() time.Time
 	// notify is signalled by Notify; mail by the server's EXISTS.
 	notify chan struct{}
@@ -94,7 +95,7 @@ func (e *LoginError) Unwrap() error { return e.Err }
 func NewAccount(cfg config.Mailbox, store Store, o AccountOptions) *Account {
 	a := &Account{
 		cfg: cfg, store: store, o: o, log: o.Logger, stats: o.Stats, now: o.Now,
-		policy:        Policy{All: cfg.Accept == config.AcceptAll, MaxSize: cfg.MaxAttachmentSize},
+		policy:        mailpart.Policy{All: cfg.Accept == config.AcceptAll, MaxSize: cfg.MaxAttachmentSize},
 		notify:        make(chan struct{}, 1),
 		mail:          make(chan struct{}, 1),
 		failures:      map[state.MessageID]int{},

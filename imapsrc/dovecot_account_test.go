@@ -18,6 +18,7 @@ import (
 
 	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/internal/dovecottest"
+	"github.com/cvfeed/cvfeed/mailpart"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -157,10 +158,10 @@ func TestDovecotBackfillFixtures(t *testing.T) {
 // policy takes, read locally.
 func cvDigests(t *testing.T, msg []byte) []string {
 	var out []string
-	err := ParseMessage(bytes.NewReader(msg), Policy{}, func(ref PartRef, r io.Reader) error {
-		br := bufio.NewReaderSize(r, HeadSize)
-		head, _ := br.Peek(HeadSize)
-		if ok, _ := (Policy{}).AcceptContent(ref, head); !ok {
+	err := mailpart.ParseMessage(bytes.NewReader(msg), mailpart.Policy{}, func(ref mailpart.PartRef, r io.Reader) error {
+		br := bufio.NewReaderSize(r, mailpart.HeadSize)
+		head, _ := br.Peek(mailpart.HeadSize)
+		if ok, _ := (mailpart.Policy{}).AcceptContent(ref, head); !ok {
 			return nil
 		}
 		b, err := io.ReadAll(br)
@@ -281,7 +282,7 @@ func checkNames(t *testing.T, st *recStore, fxs []fixture) {
 		}
 		for _, e := range fx.ExpectedUploads {
 			if e.Part == section && e.name(fx.File) != "" {
-				if want := SafeName(e.name(fx.File), nil); c.FileName != want {
+				if want := mailpart.SafeName(e.name(fx.File), nil); c.FileName != want {
 					t.Errorf("%s part %s: file name %q, want %q", fx.File, section, c.FileName, want)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/cvfeed/cvfeed/mailpart"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -34,10 +35,10 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 		// whole message, parsed here.
 		a.log.Info("reading the whole message", "message", id.String(), "why", wholeWhy(m.bs))
 		err = r.fetch(nil, false, func(body io.Reader) error {
-			return ParseMessage(body, a.policy, r.take)
+			return mailpart.ParseMessage(body, a.policy, r.take)
 		})
 	} else {
-		for _, ref := range SelectParts(m.bs, a.policy) {
+		for _, ref := range mailpart.SelectParts(m.bs, a.policy) {
 			if err = ctx.Err(); err != nil {
 				break
 			}
@@ -46,7 +47,7 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 				a.skip(id, ref, ref.Skip)
 			case ref.NeedsParse:
 				err = r.fetch(ref.Path, false, func(body io.Reader) error {
-					return ParsePart(ref, body, a.policy, r.take)
+					return mailpart.ParsePart(ref, body, a.policy, r.take)
 				})
 			default:
 				err = a.fetchPart(r, ref)
@@ -71,9 +72,9 @@ func wholeWhy(bs imap.BodyStructure) string {
 	return "its structure could not be read"
 }
 
-func (a *Account) skip(id state.MessageID, ref PartRef, why string) {
+func (a *Account) skip(id state.MessageID, ref mailpart.PartRef, why string) {
 	a.stats.Skipped.Add(1)
-	a.log.Info("part not taken", "message", id.String(), "part", ref.Section, "file", SafeName(ref.Filename, nil), "why", why)
+	a.log.Info("part not taken", "message", id.String(), "part", ref.Section, "file", mailpart.SafeName(ref.Filename, nil), "why", why)
 }
 
 // msgReader reads the parts of one message.
@@ -96,30 +97,16 @@ const (
 	smallPart = 8 << 10
 )
 
-// encodedLen is how many encoded bytes of a part hold n decoded bytes.
-func encodedLen(n int64, enc string) int64 {
-	switch normEncoding(enc) {
-	case "base64":
-		return n*78/57 + 160 // 76-character lines and CRLF, one extra line
-	case "quoted-printable":
-		return n * 3
-	}
-	if isUUEncode(enc) {
-		return n*62/45 + 200
-	}
-	return n
-}
-
 // fetchPart judges a part on its head and, if it is taken, fetches and
 // spools it. Under accept = ["all"] every non-empty part is taken: no head.
-func (a *Account) fetchPart(r *msgReader, ref PartRef) error {
+func (a *Account) fetchPart(r *msgReader, ref mailpart.PartRef) error {
 	if a.policy.All || ref.Size <= smallPart {
 		return r.fetch(ref.Path, r.binaryOK(ref), func(body io.Reader) error {
 			return r.take(r.binaryRef(ref), body)
 		})
 	}
 	var head []byte
-	for _, n := range []int64{headBytes, HeadSize} {
+	for _, n := range []int64{headBytes, mailpart.HeadSize} {
 		var err error
 		if head, err = r.head(ref, n); err != nil {
 			return err
@@ -128,7 +115,7 @@ func (a *Account) fetchPart(r *msgReader, ref PartRef) error {
 		if ok {
 			break
 		}
-		if n == HeadSize || !needsLongerHead(head) || encodedLen(n, ref.Encoding) >= ref.Size {
+		if n == mailpart.HeadSize || !mailpart.NeedsLongerHead(head) || mailpart.EncodedLen(n, ref.Encoding) >= ref.Size {
 			a.skip(r.id, ref, why)
 			return nil
 		}
@@ -143,11 +130,11 @@ func (a *Account) fetchPart(r *msgReader, ref PartRef) error {
 // server undoes base64, and 1.37 bytes per byte of CV become 1. Not for
 // a message whose fetch broke the connection (Dovecot disconnects on
 // base64 it cannot decode; BODY and the lenient decoder here read it).
-func (r *msgReader) binaryOK(ref PartRef) bool {
-	return normEncoding(ref.Encoding) == "base64" && r.cn.caps.Has(imap.CapBinary) && r.a.failureCount(r.id) == 0
+func (r *msgReader) binaryOK(ref mailpart.PartRef) bool {
+	return mailpart.IsBase64(ref.Encoding) && r.cn.caps.Has(imap.CapBinary) && r.a.failureCount(r.id) == 0
 }
 
-func (r *msgReader) binaryRef(ref PartRef) PartRef {
+func (r *msgReader) binaryRef(ref mailpart.PartRef) mailpart.PartRef {
 	if r.binaryOK(ref) {
 		ref.Encoding = "binary"
 	}
@@ -156,12 +143,12 @@ func (r *msgReader) binaryRef(ref PartRef) PartRef {
 
 // head returns the first n decoded bytes of a part (fewer if it is
 // shorter), fetched with BODY.PEEK[section]<0.size>.
-func (r *msgReader) head(ref PartRef, n int64) ([]byte, error) {
+func (r *msgReader) head(ref mailpart.PartRef, n int64) ([]byte, error) {
 	var head []byte
 	err := r.fetchSection(&imap.FetchItemBodySection{Part: ref.Path, Peek: true,
-		Partial: &imap.SectionPartial{Offset: 0, Size: min(encodedLen(n, ref.Encoding), max(ref.Size, 1))}}, nil,
+		Partial: &imap.SectionPartial{Offset: 0, Size: min(mailpart.EncodedLen(n, ref.Encoding), max(ref.Size, 1))}}, nil,
 		func(body io.Reader) error {
-			dec, err := Decode(ref.Encoding, body)
+			dec, err := mailpart.Decode(ref.Encoding, body)
 			if err != nil {
 				return err
 			}
@@ -279,21 +266,21 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // take judges a part on the first bytes of its stream, then spools it:
 // the visit function of ParseMessage and ParsePart, and the fetch of a
 // part without head.
-func (r *msgReader) take(ref PartRef, body io.Reader) error {
+func (r *msgReader) take(ref mailpart.PartRef, body io.Reader) error {
 	if ref.Skip != "" {
 		r.a.skip(r.id, ref, ref.Skip)
 		return nil
 	}
-	dec, err := Decode(ref.Encoding, body)
+	dec, err := mailpart.Decode(ref.Encoding, body)
 	if err != nil {
 		r.a.skip(r.id, ref, err.Error())
 		return nil
 	}
-	br := bufio.NewReaderSize(dec, HeadSize)
-	head, err := br.Peek(HeadSize)
+	br := bufio.NewReaderSize(dec, mailpart.HeadSize)
+	head, err := br.Peek(mailpart.HeadSize)
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		if errors.Is(err, ErrTooLarge) {
-			r.a.skip(r.id, ref, skipTooBig)
+		if errors.Is(err, mailpart.ErrTooLarge) {
+			r.a.skip(r.id, ref, mailpart.SkipTooBig)
 			return nil
 		}
 		return err
@@ -307,20 +294,20 @@ func (r *msgReader) take(ref PartRef, body io.Reader) error {
 
 // spool writes a taken part, whose transfer encoding enc is still to be
 // undone, to the spool and adds it to the claim.
-func (r *msgReader) spool(ref PartRef, enc string, body io.Reader, head []byte) error {
+func (r *msgReader) spool(ref mailpart.PartRef, enc string, body io.Reader, head []byte) error {
 	a := r.a
-	path, sha, size, err := Spool(a.o.SpoolDir, enc, body, a.policy.MaxSize)
+	path, sha, size, err := mailpart.Spool(a.o.SpoolDir, enc, body, a.policy.MaxSize)
 	switch {
-	case errors.Is(err, ErrTooLarge):
-		a.skip(r.id, ref, skipTooBig)
+	case errors.Is(err, mailpart.ErrTooLarge):
+		a.skip(r.id, ref, mailpart.SkipTooBig)
 		return nil
-	case errors.Is(err, ErrUnsupportedEncoding):
+	case errors.Is(err, mailpart.ErrUnsupportedEncoding):
 		a.skip(r.id, ref, err.Error())
 		return nil
 	case err != nil:
 		return err
 	case size == 0:
-		a.skip(r.id, ref, skipEmpty)
+		a.skip(r.id, ref, mailpart.SkipEmpty)
 		return nil
 	}
 	a.stats.PartBytes.Add(size)
@@ -334,7 +321,7 @@ func (r *msgReader) spool(ref PartRef, enc string, body io.Reader, head []byte) 
 		SHA256:   sha,
 		Path:     path,
 		Origin:   r.id.String() + "/" + ref.Section,
-		FileName: SafeName(ref.Filename, head),
+		FileName: mailpart.SafeName(ref.Filename, head),
 		Size:     size,
 		Received: received(r.m),
 	})

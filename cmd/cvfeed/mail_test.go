@@ -17,8 +17,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/cvfeed/cvfeed/imapsrc"
 	"github.com/cvfeed/cvfeed/internal/dovecottest"
+	"github.com/cvfeed/cvfeed/mailpart"
 )
 
 // The mailbox end-to-end tests run a real Dovecot (internal/dovecottest;
@@ -60,7 +60,7 @@ func startDovecot(t *testing.T) *dovecottest.Server {
 	return dovecottest.StartWith(t, dovecottest.Options{Users: map[string]string{"cvfeed": mailPassword}})
 }
 
-// fixtureExpect is the part of imapsrc/testdata/eml/expected.json the
+// fixtureExpect is the part of mailpart/testdata/eml/expected.json the
 // end-to-end test checks.
 type fixtureExpect struct {
 	File     string `json:"file"`
@@ -77,7 +77,7 @@ type fixtureExpect struct {
 // shows in the output.
 func TestBackfillMailboxDovecot(t *testing.T) {
 	dv := startDovecot(t)
-	emlDir := filepath.Join("..", "..", "imapsrc", "testdata", "eml")
+	emlDir := filepath.Join("..", "..", "mailpart", "testdata", "eml")
 	var fixtures []fixtureExpect
 	b, err := os.ReadFile(filepath.Join(emlDir, "expected.json"))
 	if err != nil {
@@ -103,7 +103,7 @@ func TestBackfillMailboxDovecot(t *testing.T) {
 		if _, err := dv.Append("cvfeed", "INBOX", raw, nil); err != nil {
 			t.Fatalf("append %s: %v", f.File, err)
 		}
-		err = imapsrc.ParseMessage(bytes.NewReader(raw), imapsrc.Policy{All: true}, func(_ imapsrc.PartRef, r io.Reader) error {
+		err = mailpart.ParseMessage(bytes.NewReader(raw), mailpart.Policy{All: true}, func(_ mailpart.PartRef, r io.Reader) error {
 			b, err := io.ReadAll(r)
 			if err == nil && len(b) > 0 {
 				distinct[shaHex(b)] = true

@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"bufio"
@@ -126,7 +126,7 @@ func TestSelectPartsDovecotDetails(t *testing.T) {
 		}},
 		{"ruby-mail__content_transfer_encoding_x_uuencode", PartRef{
 			Path: []int{2}, Section: "2", Filename: "PGP_Cmts_on_12-14-01_Pkg.doc", Type: "application/msword",
-			Disposition: "attachment", Encoding: "x-uuencode", Size: 0, Reason: reasonAttachment, Skip: skipEmpty,
+			Disposition: "attachment", Encoding: "x-uuencode", Size: 0, Reason: reasonAttachment, Skip: SkipEmpty,
 		}},
 		{"ruby-mail__japanese_attachment_long_name", PartRef{
 			Path: []int{1}, Section: "1", Filename: "かきくけこかきくけこかきくけこかきくけこかきくけこ.txt",

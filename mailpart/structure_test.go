@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"bufio"
@@ -126,10 +126,10 @@ func TestSelectPartsSkips(t *testing.T) {
 		wantSkip string
 	}{
 		{single("APPLICATION", "PDF", "BASE64", 1000, "ATTACHMENT"), 0, ""},
-		{single("application", "pdf", "base64", 0, "attachment"), 0, skipEmpty},
+		{single("application", "pdf", "base64", 0, "attachment"), 0, SkipEmpty},
 		{single("application", "pdf", "base64", 3000, "attachment"), 2000, ""}, // may decode to 2000
-		{single("application", "pdf", "base64", 3003, "attachment"), 2000, skipTooBig},
-		{single("application", "pdf", "7bit", 2001, "attachment"), 2000, skipTooBig},
+		{single("application", "pdf", "base64", 3003, "attachment"), 2000, SkipTooBig},
+		{single("application", "pdf", "7bit", 2001, "attachment"), 2000, SkipTooBig},
 		{single("application", "pdf", "quoted-printable", 6000, "attachment"), 2000, ""},
 		{single("application", "pdf", "x-binhex", 10, "attachment"), 0, `unsupported transfer encoding "x-binhex"`},
 	}

@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ const HeadSize = 64 << 10
 //     (a scanned CV is attached; inline pictures are signatures and logos).
 func (p Policy) AcceptContent(ref PartRef, head []byte) (bool, string) {
 	if len(head) == 0 {
-		return false, skipEmpty
+		return false, SkipEmpty
 	}
 	if p.All {
 		return true, "all files accepted"
@@ -69,11 +69,11 @@ func (p Policy) AcceptContent(ref PartRef, head []byte) (bool, string) {
 	return false, "not a CV document (" + mt + ")"
 }
 
-// needsLongerHead reports whether a part refused on head might be
+// NeedsLongerHead reports whether a part refused on head might be
 // accepted on a longer one: a zip whose word/ entries may come later, an
 // OLE2 file whose Word markers may lie further in. Every other verdict
 // rests on the first 3 KiB (mimetype's read limit).
-func needsLongerHead(head []byte) bool {
+func NeedsLongerHead(head []byte) bool {
 	if len(head) >= HeadSize {
 		return false
 	}

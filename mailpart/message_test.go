@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"encoding/base64"

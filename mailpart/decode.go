@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"bufio"
@@ -279,3 +279,21 @@ func uuDecodeLine(out, l []byte, n int) []byte {
 	}
 	return out[:start+n]
 }
+
+// EncodedLen is how many encoded bytes of a part hold n decoded bytes.
+func EncodedLen(n int64, enc string) int64 {
+	switch normEncoding(enc) {
+	case "base64":
+		return n*78/57 + 160 // 76-character lines and CRLF, one extra line
+	case "quoted-printable":
+		return n * 3
+	}
+	if isUUEncode(enc) {
+		return n*62/45 + 200
+	}
+	return n
+}
+
+// IsBase64 reports whether a transfer encoding is base64 (the one a
+// server's BINARY undoes for us).
+func IsBase64(enc string) bool { return normEncoding(enc) == "base64" }

@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 // The rules that decide which parts of a message are files live here, once,
 // and see a part only through partHeader, which both representations

@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"strconv"
@@ -66,10 +66,12 @@ const (
 	reasonEncodedMsg = "encoded message"
 )
 
-// Reasons a chosen part is skipped (PartRef.Skip).
+// Reasons a chosen part is skipped (PartRef.Skip, and the why of
+// AcceptContent): SkipEmpty for a part without bytes, SkipTooBig for one
+// over Policy.MaxSize.
 const (
-	skipEmpty   = "empty part"
-	skipTooBig  = "over max size"
+	SkipEmpty   = "empty part"
+	SkipTooBig  = "over max size"
 	skipEncPref = "unsupported transfer encoding "
 )
 

@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"strconv"
@@ -84,9 +84,9 @@ func (s *selector) entity(bs imap.BodyStructure, path []int, sc scope, inRFC822 
 		case !supportedEncoding(ref.Encoding):
 			ref.Skip = skipEncPref + strconv.Quote(ref.Encoding)
 		case ref.Size == 0:
-			ref.Skip = skipEmpty
+			ref.Skip = SkipEmpty
 		case s.policy.MaxSize > 0 && minDecodedSize(ref.Size, ref.Encoding) > s.policy.MaxSize:
-			ref.Skip = skipTooBig
+			ref.Skip = SkipTooBig
 		}
 		s.refs = append(s.refs, ref)
 	}

@@ -1,4 +1,4 @@
-package imapsrc
+package mailpart
 
 import (
 	"bytes"
