@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -23,6 +24,10 @@ type Store interface {
 	SetMailCursor(account, mailbox string, c state.MailCursor) error
 	DueMessages(account string) ([]state.Message, error)
 	MessageDone(id state.MessageID) error
+	NoBinary(id state.MessageID) (bool, error)
+	SetNoBinary(id state.MessageID) error
+	RetriedMessages(account string) ([]state.MessageID, error)
+	ForgetMessage(id state.MessageID) error
 }
 
 // AccountOptions are an account's dependencies; zero values are defaults.
@@ -75,6 +80,9 @@ type Account struct {
 	// fetched one by one, which isolates a poison message.
 	chunkFailures map[string]int
 	warnedExpunge bool
+	// progress counts the messages recorded (read or quarantined): a
+	// session that moved it earns the reconnect budget back.
+	progress atomic.Int64
 }
 
 // LoginError is a login the server refused (NO, AUTHENTICATIONFAILED) or
@@ -160,6 +168,9 @@ func (a *Account) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if isRetryNow(err) {
+			continue // dealt with: no backoff, not a reconnect
+		}
 		var le *LoginError
 		var pe *permanentError
 		switch {
@@ -192,9 +203,17 @@ func (a *Account) Run(ctx context.Context) error {
 func (a *Account) Backfill(ctx context.Context) error {
 	done := map[string]error{}
 	for attempt := 1; ; attempt++ {
+		before := a.progress.Load()
 		err := a.backfillSession(ctx, done)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if isRetryNow(err) {
+			attempt-- // dealt with: no backoff, nothing counted
+			continue
+		}
+		if a.progress.Load() > before {
+			attempt = 1 // the budget is for sessions that get nowhere
 		}
 		var le *LoginError
 		var pe *permanentError
@@ -222,7 +241,8 @@ func (a *Account) Backfill(ctx context.Context) error {
 	}
 }
 
-// maxBackfillAttempts bounds the connections a backfill opens.
+// maxBackfillAttempts bounds the connections in a row, without a message
+// read or quarantined in between, that a backfill opens.
 const maxBackfillAttempts = 6
 
 func (a *Account) backfillSession(ctx context.Context, done map[string]error) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -28,12 +29,15 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 	if err := os.MkdirAll(a.o.SpoolDir, 0o700); err != nil {
 		return claim, fmt.Errorf("spool: %w", err)
 	}
-	r := &msgReader{a: a, cn: cn, id: id, m: m, seen: map[[32]byte]bool{}}
-	var err error
-	if m.bs == nil || a.failureCount(id) >= 2 {
-		// No usable structure (or it broke the connection twice): the
+	noBinary, err := a.store.NoBinary(id)
+	if err != nil {
+		return claim, err
+	}
+	r := &msgReader{a: a, cn: cn, id: id, m: m, seen: map[[32]byte]bool{}, noBinary: noBinary}
+	if fails := a.failureCount(id); m.bs == nil || fails >= 2 {
+		// No usable structure (or reading it in parts failed twice): the
 		// whole message, parsed here.
-		a.log.Info("reading the whole message", "message", id.String(), "why", wholeWhy(m.bs))
+		a.log.Info("reading the whole message", "message", id.String(), "why", wholeWhy(m.bs, fails))
 		err = r.fetch(nil, false, func(body io.Reader) error {
 			return mailpart.ParseMessage(body, a.policy, r.take)
 		})
@@ -65,8 +69,11 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 	return claim, nil
 }
 
-func wholeWhy(bs imap.BodyStructure) string {
-	if bs == nil {
+func wholeWhy(bs imap.BodyStructure, fails int) string {
+	switch {
+	case fails >= 2:
+		return fmt.Sprintf("reading it part by part failed %d times", fails)
+	case bs == nil:
 		return "the server gave no structure"
 	}
 	return "its structure could not be read"
@@ -85,6 +92,9 @@ type msgReader struct {
 	m     meta
 	parts []state.Candidate
 	seen  map[[32]byte]bool
+	// noBinary: a BINARY fetch of this message failed once (noted in
+	// state): its parts are read with BODY.PEEK and decoded here.
+	noBinary bool
 }
 
 // Parts are judged on a small head before they are fetched whole: a
@@ -128,10 +138,11 @@ func (a *Account) fetchPart(r *msgReader, ref mailpart.PartRef) error {
 
 // binaryOK says whether a part is fetched with BINARY (RFC 3516): the
 // server undoes base64, and 1.37 bytes per byte of CV become 1. Not for
-// a message whose fetch broke the connection (Dovecot disconnects on
-// base64 it cannot decode; BODY and the lenient decoder here read it).
+// a message whose BINARY fetch failed once (Dovecot disconnects on base64
+// it cannot decode; BODY and the lenient decoder here read it), nor for
+// one that broke the connection otherwise.
 func (r *msgReader) binaryOK(ref mailpart.PartRef) bool {
-	return mailpart.IsBase64(ref.Encoding) && r.cn.caps.Has(imap.CapBinary) && r.a.failureCount(r.id) == 0
+	return mailpart.IsBase64(ref.Encoding) && r.cn.caps.Has(imap.CapBinary) && !r.noBinary && r.a.failureCount(r.id) == 0
 }
 
 func (r *msgReader) binaryRef(ref mailpart.PartRef) mailpart.PartRef {
@@ -211,7 +222,11 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 				// read the literal again to skip it, racing with its
 				// reader goroutine: drop the connection, not the command.
 				r.cn.c.Close()
-				return fmt.Errorf("fetch %s: %w", r.id, src.err)
+				err := fmt.Errorf("fetch %s: %w", r.id, src.err)
+				if bin != nil {
+					return r.binaryFailed(bin, err)
+				}
+				return err
 			}
 		}
 	}
@@ -220,10 +235,12 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 	switch {
 	case err != nil && bin != nil && errors.As(err, &ie):
 		// The server cannot decode this part (UNKNOWN-CTE): read it raw.
-		r.a.mu.Lock()
-		r.a.failures[r.id] = max(r.a.failures[r.id], 1)
-		r.a.mu.Unlock()
+		if err := r.binaryFailed(bin, err); err != nil {
+			return err
+		}
 		return r.fetchSection(&imap.FetchItemBodySection{Part: bin.Part, Peek: true}, nil, fn)
+	case err != nil && bin != nil && r.cn.c.State() == imap.ConnStateLogout:
+		return r.binaryFailed(bin, fmt.Errorf("fetch %s: %w", r.id, err))
 	case err != nil:
 		return fmt.Errorf("fetch %s: %w", r.id, err)
 	case fnErr != nil:
@@ -233,6 +250,36 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 		r.a.log.Debug("message gone while reading it", "message", r.id.String())
 	}
 	return nil
+}
+
+// binaryFailed notes in state that the message is read without BINARY
+// from now on. On a connection still open it returns nil (the caller
+// reads the part with BODY.PEEK now); on a lost one a *retryNowError.
+func (r *msgReader) binaryFailed(bin *imap.FetchItemBinarySection, cause error) error {
+	r.noBinary = true
+	if err := r.a.store.SetNoBinary(r.id); err != nil {
+		return err
+	}
+	section := sectionString(bin.Part)
+	if r.cn.c.State() != imap.ConnStateLogout {
+		r.a.log.Info("the server cannot decode a part (BINARY refused): reading it encoded and decoding it here",
+			"message", r.id.String(), "part", section, "err", cause)
+		return nil
+	}
+	r.a.log.Info("the server dropped the connection on a BINARY fetch (its base64 is likely malformed): reconnecting at once to read it encoded and decode it here",
+		"message", r.id.String(), "part", section)
+	return &retryNowError{err: cause}
+}
+
+func sectionString(path []int) string {
+	s := ""
+	for i, n := range path {
+		if i > 0 {
+			s += "."
+		}
+		s += strconv.Itoa(n)
+	}
+	return s
 }
 
 // trapReader reads a literal and remembers a read error. A connection
