@@ -245,12 +245,13 @@ func (a *Account) Backfill(ctx context.Context) error {
 // read or quarantined in between, that a backfill opens.
 const maxBackfillAttempts = 6
 
-func (a *Account) backfillSession(ctx context.Context, done map[string]error) error {
+func (a *Account) backfillSession(ctx context.Context, done map[string]error) (err error) {
 	cn, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer cn.close()
+	defer func() { err = cn.explain(err) }()
 	for _, f := range a.cfg.Folders {
 		if _, ok := done[f]; ok {
 			continue

@@ -206,7 +206,9 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 			}
 			called = true
 			if lit == nil {
-				fnErr = fn(eofReader{})
+				// NIL: the message was expunged by another client
+				// meanwhile. Nothing to read, nothing lost.
+				r.a.log.Info("part gone while reading it (message expunged by another client?)", "message", r.id.String())
 				continue
 			}
 			src := &trapReader{r: lit}
@@ -305,10 +307,6 @@ func (t *trapReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // take judges a part on the first bytes of its stream, then spools it:
 // the visit function of ParseMessage and ParsePart, and the fetch of a

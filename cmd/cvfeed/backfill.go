@@ -212,6 +212,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	left, _ := store.Pending(accept)
 	sc := scanner.Stats().Snapshot()
 	sc.Duplicates += mailStats.Duplicates.Load()
+	sc.Skipped += mailStats.Skipped.Load()
 	sc.Errors += mailErrs.Load()
 	done := uploaded.Load() + failed.Load() + sc.Duplicates
 	fmt.Fprintf(stdout, "uploaded %d, duplicates %d, failed %d, skipped %d, unreadable %d, unchanged %d, pending %d; elapsed %s, %.1f files/s\n",

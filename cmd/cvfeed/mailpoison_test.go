@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -269,4 +270,30 @@ func TestPoisonMessage(t *testing.T) {
 		t.Errorf("under run, cvfeed failed lists %+v, want the message of UID 4", f)
 	}
 	d.stop(t, syscall.SIGTERM, 10*time.Second)
+}
+
+// TestBackfillSummaryCountsSkippedParts: a part over max_attachment_size
+// and a file that is no CV are skipped with a log line, and the summary
+// counts them.
+func TestBackfillSummaryCountsSkippedParts(t *testing.T) {
+	dv := startDovecot(t)
+	sb := startSandbox(t)
+	dir := t.TempDir()
+	big, _ := cvMessage(1, 200<<10) // a CV of about 200 KiB
+	small, sha := cvMessage(2, 3000)
+	other, _ := cvMessage(3, 3000)
+	o := string(other)
+	start := strings.Index(o, "base64\r\n\r\n") + len("base64\r\n\r\n")
+	notCV := o[:start] + base64.StdEncoding.EncodeToString([]byte("meeting notes, no CV here\n")) + "\r\n" + o[strings.Index(o, "--b--"):]
+	for _, raw := range [][]byte{big, small, []byte(notCV)} {
+		if _, err := dv.Append("cvfeed", "INBOX", raw, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := mailConfig(t, dir, sb.url, dv.Addr, `max_attachment_size = "100KiB"`)
+	r := runCvfeed(t, []string{"JOBS_IMAP_PASSWORD=" + mailPassword}, "backfill", "-config", cfg)
+	exactlyOnce(t, sb.profiles(t), map[string]string{"cv-2.pdf": sha})
+	if !strings.Contains(r.stdout, "skipped 2,") {
+		t.Errorf("summary %q, want skipped 2 (one too large, one no CV)\n%s", r.stdout, tail(r.stderr, 20))
+	}
 }
