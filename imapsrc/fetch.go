@@ -60,6 +60,9 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 				break
 			}
 		}
+		if err == nil && len(r.parts) == 0 {
+			err = r.findUUBlocks()
+		}
 	}
 	if err != nil {
 		return claim, err
@@ -82,6 +85,40 @@ func wholeWhy(bs imap.BodyStructure, fails int) string {
 func (a *Account) skip(id state.MessageID, ref mailpart.PartRef, why string) {
 	a.stats.Skipped.Add(1)
 	a.log.Info("part not taken", "message", id.String(), "part", ref.Section, "file", mailpart.SafeName(ref.Filename, nil), "why", why)
+}
+
+// maxUUScan is the largest text body searched for uuencoded files.
+const maxUUScan = 4 << 20
+
+// findUUBlocks names, at INFO, the uuencoded files in the text bodies of a
+// message that gave no CV: a CV an old mailer put in the text itself is
+// not taken, but it is seen. A server that refuses the fetch (NO) costs
+// nothing more than the search.
+func (r *msgReader) findUUBlocks() error {
+	for _, ref := range mailpart.TextBodies(r.m.bs) {
+		if ref.Size < 64 || ref.Size > maxUUScan {
+			continue
+		}
+		err := r.fetch(ref.Path, false, func(body io.Reader) error {
+			dec, err := mailpart.Decode(ref.Encoding, body)
+			if err != nil {
+				return nil
+			}
+			for _, name := range mailpart.FindUUBlocks(dec) {
+				ref.Filename = name
+				r.a.skip(r.id, ref, mailpart.SkipUUEncoded)
+			}
+			return nil
+		})
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // msgReader reads the parts of one message.
@@ -124,6 +161,12 @@ func (a *Account) fetchPart(r *msgReader, ref mailpart.PartRef) error {
 		ok, why := a.policy.AcceptContent(ref, head)
 		if ok {
 			break
+		}
+		if mailpart.IsTNEF(head) {
+			// A winmail.dat: fetched whole, its files taken (take).
+			return r.fetch(ref.Path, r.binaryOK(ref), func(body io.Reader) error {
+				return r.take(r.binaryRef(ref), body)
+			})
 		}
 		if n == mailpart.HeadSize || !mailpart.NeedsLongerHead(head) || mailpart.EncodedLen(n, ref.Encoding) >= ref.Size {
 			a.skip(r.id, ref, why)
@@ -330,11 +373,40 @@ func (r *msgReader) take(ref mailpart.PartRef, body io.Reader) error {
 		}
 		return err
 	}
+	if mailpart.IsTNEF(head) {
+		return r.unpackTNEF(ref, br)
+	}
 	if ok, why := r.a.policy.AcceptContent(ref, head); !ok {
 		r.a.skip(r.id, ref, why)
 		return nil
 	}
 	return r.spool(ref, "binary", br, head)
+}
+
+// unpackTNEF takes the files inside a TNEF container (winmail.dat) by the
+// same rules as any part; the container itself is never uploaded. A
+// damaged container is a problem of that part only: what was found before
+// the damage is taken, the rest is logged.
+func (r *msgReader) unpackTNEF(ref mailpart.PartRef, body io.Reader) error {
+	if ref.InTNEF {
+		r.a.skip(r.id, ref, "TNEF container inside a TNEF container")
+		return nil
+	}
+	n, err := mailpart.UnpackTNEF(ref, body, r.a.o.SpoolDir, r.a.policy.MaxSize, r.take)
+	switch {
+	case errors.Is(err, mailpart.ErrTooLarge):
+		r.a.skip(r.id, ref, mailpart.SkipTooBig)
+	case errors.Is(err, mailpart.ErrBadTNEF):
+		r.a.skip(r.id, ref, fmt.Sprintf("damaged TNEF container (%v): %d file(s) before the damage read", err, n))
+	case err != nil:
+		return err
+	case n == 0:
+		r.a.log.Info("TNEF container holds no file (only the message's rich text)", "message", r.id.String(),
+			"part", ref.Section, "file", mailpart.SafeName(ref.Filename, nil))
+	default:
+		r.a.log.Debug("TNEF container unpacked", "message", r.id.String(), "part", ref.Section, "files", n)
+	}
+	return nil
 }
 
 // spool writes a taken part, whose transfer encoding enc is still to be

@@ -40,6 +40,29 @@ var nameOverrides = map[string]map[string]string{
 	"ruby-mail__attachment_with_base64_encoded_name.eml": {"2": "This is a test.pdf"},
 }
 
+// tnefUploads are the files taken from fixtures whose attachment is a TNEF
+// container (winmail.dat), in place of expected.json's uploads, which list
+// the container itself: its notes say "a TNEF-aware one should yield the
+// inner files" (rich-text: the picture, attached once and again inside an
+// embedded message; ukr: the container holds no file).
+var tnefUploads = map[string][]expectedPart{
+	"mimekit__tnef-rich-text.eml": {
+		{Part: "2/tnef-1", Filename: ptr("kitten-playing-with-a-christmas-tree.jpg"), Size: 375081, SHA256: "f79d79bf20d19d17"},
+		{Part: "2/tnef-2", Filename: ptr("kitten-playing-with-a-christmas-tree.jpg"), Size: 375081, SHA256: "f79d79bf20d19d17"},
+	},
+	"mimekit__tnef-ukr.eml": {},
+}
+
+func ptr(s string) *string { return &s }
+
+// uploads are the files a TNEF-aware reader takes from the fixture.
+func (fx fixture) uploads() []expectedPart {
+	if ups, ok := tnefUploads[fx.File]; ok {
+		return ups
+	}
+	return fx.ExpectedUploads
+}
+
 func (e expectedPart) name(file string) string {
 	if n, ok := nameOverrides[file][e.Part]; ok {
 		return n

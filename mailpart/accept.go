@@ -14,8 +14,10 @@ const HeadSize = 64 << 10
 
 // AcceptContent decides, on the first bytes of a chosen part (up to
 // HeadSize, decoded), whether it is uploaded, and says why. An empty part
-// is never uploaded. With p.All every other part is. Otherwise the part
-// must be a CV document by its bytes, whatever its declared type or name:
+// is never uploaded, nor is a TNEF container (winmail.dat), under any
+// policy: its files are (UnpackTNEF). With p.All every other part is.
+// Otherwise the part must be a CV document by its bytes, whatever its
+// declared type or name:
 //
 //   - PDF (the "%PDF-" signature; within the first KiB, as readers accept
 //     it, when the bytes before it are no other known format);
@@ -33,6 +35,9 @@ const HeadSize = 64 << 10
 func (p Policy) AcceptContent(ref PartRef, head []byte) (bool, string) {
 	if len(head) == 0 {
 		return false, SkipEmpty
+	}
+	if IsTNEF(head) {
+		return false, SkipTNEF
 	}
 	if p.All {
 		return true, "all files accepted"

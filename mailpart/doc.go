@@ -37,6 +37,9 @@
 //	dec, err := Decode(ref.Encoding, body) // ErrUnsupportedEncoding: skip
 //	br := bufio.NewReaderSize(dec, HeadSize)
 //	head, _ := br.Peek(HeadSize)
+//	if IsTNEF(head) { // winmail.dat: its files, by the same take
+//		UnpackTNEF(ref, br, tmpDir, policy.MaxSize, take)
+//	}
 //	if ok, why := policy.AcceptContent(ref, head); !ok {
 //		// log why; skip
 //	}
@@ -45,5 +48,8 @@
 //
 // When the server gave no usable structure, fetch BODY.PEEK[] and call
 // ParseMessage(body, policy, take): its parts come decoded, with Encoding
-// "binary", so the same take serves.
+// "binary", so the same take serves. For a message that gave no CV,
+// TextBodies names its text parts, and FindUUBlocks the uuencoded files in
+// them, which are named (SkipUUEncoded), never taken; so is an opaque
+// S/MIME part (SkipOpaqueSMIME).
 package mailpart

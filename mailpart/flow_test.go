@@ -66,7 +66,8 @@ func leafSection(ph *parsedHeader, body io.Reader, rest []int) ([]byte, bool) {
 // TestFlow runs the flow doc.go describes over every fixture, through the
 // structure (SelectParts, a fetch per section, ParsePart) and through the
 // whole message (ParseMessage), and checks that both spool the same files:
-// under accept = ["all"], expected.json's files less the empty ones.
+// under accept = ["all"], expected.json's files less the empty ones, with
+// the files inside a winmail.dat in place of the container.
 func TestFlow(t *testing.T) {
 	for _, fx := range loadFixtures(t) {
 		t.Run(fx.File, func(t *testing.T) {
@@ -74,7 +75,8 @@ func TestFlow(t *testing.T) {
 			policy := Policy{All: true, MaxSize: 10 << 20}
 			dir := t.TempDir()
 			var viaStructure, viaMessage []string
-			take := func(got *[]string) func(PartRef, io.Reader) error {
+			var take func(got *[]string) func(PartRef, io.Reader) error
+			take = func(got *[]string) func(PartRef, io.Reader) error {
 				return func(ref PartRef, body io.Reader) error {
 					dec, err := Decode(ref.Encoding, body)
 					if err != nil {
@@ -82,6 +84,10 @@ func TestFlow(t *testing.T) {
 					}
 					br := bufio.NewReaderSize(dec, HeadSize)
 					head, _ := br.Peek(HeadSize)
+					if IsTNEF(head) {
+						_, err := UnpackTNEF(ref, br, dir, policy.MaxSize, take(got))
+						return err
+					}
 					if ok, _ := policy.AcceptContent(ref, head); !ok {
 						return nil
 					}
@@ -115,7 +121,7 @@ func TestFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 			var want []string
-			for _, e := range fx.ExpectedUploads {
+			for _, e := range fx.uploads() {
 				if e.Size > 0 {
 					want = append(want, e.SHA256+" "+SafeName(e.name(fx.File), nil))
 				}

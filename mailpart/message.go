@@ -129,6 +129,11 @@ func (w *walker) entity(ph *parsedHeader, body io.Reader, path []int, sc scope, 
 			return nil // cannot be read: nothing to find inside
 		}
 		return w.message(dec, path, true, depth+1)
+	case actNote:
+		return w.visit(PartRef{
+			Path: path, Section: sectionOf(path), Type: ph.typ + "/" + ph.sub, Disposition: ph.disp,
+			Encoding: "binary", Size: -1, InRFC822: inRFC822, Reason: reason, Skip: reason,
+		}, strings.NewReader(""))
 	case actFile:
 		ref := PartRef{
 			Path:        path,

@@ -43,6 +43,10 @@ type PartRef struct {
 	Size int64
 	// InRFC822 is true for a part inside a forwarded message/rfc822.
 	InRFC822 bool
+	// InTNEF is true for a file taken out of a TNEF container by
+	// UnpackTNEF; its Section is then the container's and "/tnef-N", a
+	// name for people, not an IMAP section.
+	InTNEF bool
 	// NeedsParse marks a forwarded message/rfc822 whose own transfer
 	// encoding is base64 or quoted-printable: the server cannot address
 	// its children, so the whole part must be fetched and given to
@@ -50,7 +54,8 @@ type PartRef struct {
 	NeedsParse bool
 	// Reason says why the part was chosen: "attachment" (disposition),
 	// "filename" (it is named), "non-text" (a non-text part that is not
-	// the body) or "encoded message" (NeedsParse).
+	// the body), "encoded message" (NeedsParse) or "in a TNEF container"
+	// (UnpackTNEF).
 	Reason string
 	// Skip, when set, says why the part must not be uploaded although it
 	// is a file: "empty part", "over max size", or an unsupported transfer
@@ -64,15 +69,24 @@ const (
 	reasonFilename   = "filename"
 	reasonNonText    = "non-text"
 	reasonEncodedMsg = "encoded message"
+	reasonTNEF       = "in a TNEF container"
 )
 
 // Reasons a chosen part is skipped (PartRef.Skip, and the why of
 // AcceptContent): SkipEmpty for a part without bytes, SkipTooBig for one
-// over Policy.MaxSize.
+// over Policy.MaxSize, and the two kinds of content that are named but
+// cannot be taken.
 const (
-	SkipEmpty   = "empty part"
-	SkipTooBig  = "over max size"
-	skipEncPref = "unsupported transfer encoding "
+	// SkipOpaqueSMIME marks an application/pkcs7-mime part (S/MIME
+	// encrypted, or signed as a whole): SelectParts and ParseMessage
+	// return it with this Skip so that it is named, never fetched.
+	SkipOpaqueSMIME = "opaque S/MIME (application/pkcs7-mime): encrypted or signed as a whole, no file can be taken"
+	// SkipUUEncoded is why a uuencoded file inside a text body (FindUUBlocks)
+	// is not taken.
+	SkipUUEncoded = "uuencoded file inside the text body (not taken: send it as an attachment)"
+	SkipEmpty     = "empty part"
+	SkipTooBig    = "over max size"
+	skipEncPref   = "unsupported transfer encoding "
 )
 
 func sectionOf(path []int) string {

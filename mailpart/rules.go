@@ -30,8 +30,9 @@ package mailpart
 //   - application/octet-stream named *.eml is a file, not a message to walk
 //     (Thunderbird's eml_wrong_mime_type): the declared type is all the
 //     structure has, and the default policy drops it by its bytes.
-//   - application/ms-tnef (winmail.dat) is a file; its inner files are not
-//     extracted.
+//   - application/ms-tnef (winmail.dat) is a file here; its bytes then
+//     show it is TNEF (IsTNEF), AcceptContent never takes the container, and
+//     the caller takes the files inside with UnpackTNEF (tnef.go).
 
 // partHeader is what the rules need to know about one MIME entity.
 type partHeader interface {
@@ -59,6 +60,7 @@ const (
 	actMultipart               // walk the children
 	actMessage                 // its body is a message: walk it
 	actFile                    // a file part
+	actNote                    // no file can be taken, but say so (opaque S/MIME)
 )
 
 // neverFiles are media types that are never files: signatures, encrypted
@@ -68,11 +70,15 @@ var neverFiles = map[string]bool{
 	"application/x-pkcs7-signature": true,
 	"application/pgp-signature":     true,
 	"application/pgp-encrypted":     true,
-	// An S/MIME envelope holds the message itself, encrypted or signed
-	// opaquely: there is no file to take from it.
+	"text/rfc822-headers":           true,
+}
+
+// opaqueSMIME are the media types of an S/MIME envelope that holds the
+// message itself, encrypted or signed opaquely: no file can be taken from
+// it, and the part is named (actNote) so that a CV lost in it is seen.
+var opaqueSMIME = map[string]bool{
 	"application/pkcs7-mime":   true,
 	"application/x-pkcs7-mime": true,
-	"text/rfc822-headers":      true,
 }
 
 // maxDepth bounds the nesting of multiparts and forwarded messages that is
@@ -80,7 +86,8 @@ var neverFiles = map[string]bool{
 const maxDepth = 32
 
 // classify decides what an entity is. For a file it also returns the
-// reason it was chosen and its decoded file name.
+// reason it was chosen and its decoded file name; for a note, why nothing
+// can be taken from it.
 func classify(h partHeader, sc scope) (act action, reason, name string) {
 	switch {
 	case sc.parent == "encrypted":
@@ -95,6 +102,9 @@ func classify(h partHeader, sc scope) (act action, reason, name string) {
 	mt := typ + "/" + sub
 	if mt == "message/rfc822" || mt == "message/global" {
 		return actMessage, "", ""
+	}
+	if opaqueSMIME[mt] {
+		return actNote, SkipOpaqueSMIME, ""
 	}
 	if typ == "message" || neverFiles[mt] {
 		// delivery-status, disposition-notification, partial,

@@ -74,6 +74,12 @@ func (s *selector) entity(bs imap.BodyStructure, path []int, sc scope, inRFC822 
 			ref.Skip = skipEncPref + strconv.Quote(ref.Encoding)
 		}
 		s.refs = append(s.refs, ref)
+	case actNote:
+		if sp, ok := bs.(*imap.BodyStructureSinglePart); ok {
+			ref := s.newRef(sp, path, inRFC822, reason, "")
+			ref.Skip = reason
+			s.refs = append(s.refs, ref)
+		}
 	case actFile:
 		sp, ok := bs.(*imap.BodyStructureSinglePart)
 		if !ok {
