@@ -22,7 +22,9 @@ import (
 )
 
 // The mailbox end-to-end tests run a real Dovecot (internal/dovecottest;
-// .ci/run installs dovecot-imapd) and drive the cvfeed binary.
+// .ci/run installs dovecot-imapd), most of them a real Cyrus too
+// (internal/cyrustest, forEachServer; .ci/cyrus.sh), and drive the cvfeed
+// binary.
 
 const mailPassword = "s3cret-imap-Pa55"
 
@@ -71,12 +73,13 @@ type fixtureExpect struct {
 	} `json:"expected_uploads"`
 }
 
-// TestBackfillMailboxDovecot: real-world messages in a real Dovecot; a
-// backfill with accept = ["all"] uploads every file part once, marks the
-// messages with CVs \Seen, and a rerun uploads nothing; the password never
-// shows in the output.
-func TestBackfillMailboxDovecot(t *testing.T) {
-	dv := startDovecot(t)
+// TestBackfillMailbox: real-world messages in a real Dovecot, and in a
+// real Cyrus; a backfill with accept = ["all"] uploads every file part
+// once, marks the messages with CVs \Seen, and a rerun uploads nothing;
+// the password never shows in the output.
+func TestBackfillMailbox(t *testing.T) { forEachServer(t, testBackfillMailbox) }
+
+func testBackfillMailbox(t *testing.T, dv *mailServer) {
 	emlDir := filepath.Join("..", "..", "mailpart", "testdata", "eml")
 	var fixtures []fixtureExpect
 	b, err := os.ReadFile(filepath.Join(emlDir, "expected.json"))
@@ -213,14 +216,21 @@ func cvMessage(i int, size int) ([]byte, string) {
 
 // TestRunMailboxIDLE: a message appended while cvfeed run is up is
 // uploaded within seconds, then marked \Seen; the password is never logged.
-func TestRunMailboxIDLE(t *testing.T) {
-	dv := startDovecot(t)
+// On Cyrus, whose IDLE notifies after about a minute, the poll brings it.
+func TestRunMailboxIDLE(t *testing.T) { forEachServer(t, testRunMailboxIDLE) }
+
+func testRunMailboxIDLE(t *testing.T, dv *mailServer) {
 	sb := startSandbox(t)
 	dir := t.TempDir()
+	poll := "1m"
+	if !dv.IdleNotifies {
+		poll = "2s"
+	}
 	cfg := mailConfig(t, dir, sb.url, dv.Addr, `after_upload = "seen"
-poll_interval = "1m"`)
+poll_interval = "`+poll+`"`)
 	d := startRun(t, cfg, "JOBS_IMAP_PASSWORD="+mailPassword)
-	time.Sleep(2 * time.Second) // connected and idling
+	// The folder's cursor is set: mail from now on is new mail.
+	waitLog(t, d, "first run for this folder", 15*time.Second)
 	raw, sha := cvMessage(1, 3000)
 	start := time.Now()
 	if _, err := dv.Append("cvfeed", "INBOX", raw, nil); err != nil {

@@ -73,9 +73,11 @@ func tnefMessage(i int, tnef []byte) []byte {
 // an Outlook winmail.dat is uploaded under its long name, and the TNEF
 // container, whose first KiB holds the PDF's "%PDF-", is not; a large
 // container (fetched by its head first) too. A uuencoded CV in a text body
-// and an opaque S/MIME message are not taken, and named at INFO.
-func TestBackfillWinmailDat(t *testing.T) {
-	dv := startDovecot(t)
+// and an opaque S/MIME message are not taken, and named at INFO. On
+// Dovecot and on Cyrus.
+func TestBackfillWinmailDat(t *testing.T) { forEachServer(t, testBackfillWinmailDat) }
+
+func testBackfillWinmailDat(t *testing.T, dv *mailServer) {
 	sb := startSandbox(t)
 	dir := t.TempDir()
 	small := []byte("%PDF-1.4\n% CV of Jean-Étienne\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n")
