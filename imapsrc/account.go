@@ -45,6 +45,9 @@ type AccountOptions struct {
 	Stats *Stats
 	// Backoff is the reconnect delay policy (zero: 1 s doubling to 5 min).
 	Backoff Backoff
+	// Tokens keeps the refresh tokens an OAuth2 endpoint rotates (the
+	// state); nil: a rotated token lives only as long as the process.
+	Tokens TokenStore
 	// WireLog, when set, receives the IMAP conversation with credentials
 	// redacted (LOGIN and AUTHENTICATE lines, SASL responses, literals of
 	// a login). A debugging aid, off by default: it shows mail contents.
@@ -68,6 +71,7 @@ type Account struct {
 
 	tokenOnce sync.Once
 	tokens    oauth2.TokenSource
+	tokensErr error
 
 	// failures counts, per message, the connections lost while reading it:
 	// the first makes it avoid BINARY, the second fetches it whole (a

@@ -131,6 +131,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	for i, m := range mailboxes {
 		accounts[i] = imapsrc.NewAccount(m, store, imapsrc.AccountOptions{
 			Logger: log.With("source", m.Name), SpoolDir: spoolDir(cfg.StateDir), Stats: mailStats,
+			Tokens: store, // a rotated OAuth2 refresh token is kept
 		})
 	}
 
