@@ -134,6 +134,13 @@ func (s *Store) RetryFailed(keys []Key) (int, error) {
 			if it.Status != Failed {
 				continue
 			}
+			if it.Message {
+				if err := retryMessageTx(tx, it); err != nil {
+					return err
+				}
+				n++
+				continue
+			}
 			it.Status = Pending
 			it.Attempts = 0
 			it.NextAttempt = now

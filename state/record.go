@@ -96,6 +96,10 @@ type Item struct {
 	// MaybeSent is set when the item was handed to a worker by a process
 	// that stopped before recording the outcome: the API may hold it.
 	MaybeSent bool
+	// Message is set for a quarantined message (quarantine.go): a failed
+	// item with no file, Origin naming the message, FileName its subject.
+	// Retrying it has the mailbox source read the message again.
+	Message bool
 	// Path is the file to upload (a folder file or a spool file).
 	Path string
 	// Origin describes where the CV came from, for people (a path, or
@@ -137,7 +141,10 @@ const (
 // end; format 1 records are still read.
 const itemFormat = 2
 
-const flagMaybeSent = 1
+const (
+	flagMaybeSent = 1
+	flagMessage   = 2
+)
 
 // Times are stored as Unix milliseconds: short, and precise enough.
 func millis(t time.Time) int64 {
@@ -163,6 +170,9 @@ func encodeItem(it *Item) ([]byte, error) {
 	flags := byte(0)
 	if it.MaybeSent {
 		flags |= flagMaybeSent
+	}
+	if it.Message {
+		flags |= flagMessage
 	}
 	b = append(b, itemFormat, byte(it.Status), flags)
 	b = binary.AppendUvarint(b, uint64(max(it.Attempts, 0)))
@@ -230,7 +240,7 @@ func decodeItem(k, v []byte) (Item, error) {
 		return Item{}, fmt.Errorf("item %s: unknown record format", key)
 	}
 	format := v[0]
-	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0}
+	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, Message: v[2]&flagMessage != 0}
 	r := &itemReader{b: v[3:]}
 	it.Attempts = int(r.uvarint())
 	it.Size = int64(r.uvarint())
@@ -253,7 +263,7 @@ func decodeItem(k, v []byte) (Item, error) {
 	if r.err != nil {
 		return Item{}, fmt.Errorf("item %s: %w", key, r.err)
 	}
-	if it.FileName == "" {
+	if it.FileName == "" && !it.Message {
 		it.FileName = filepath.Base(it.Path)
 	}
 	return it, nil

@@ -131,6 +131,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	for i, m := range mailboxes {
 		accounts[i] = imapsrc.NewAccount(m, store, imapsrc.AccountOptions{
 			Logger: log.With("source", m.Name), SpoolDir: spoolDir(cfg.StateDir), Stats: mailStats,
+			Tokens: store, // a rotated OAuth2 refresh token is kept
 		})
 	}
 
@@ -212,6 +213,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	left, _ := store.Pending(accept)
 	sc := scanner.Stats().Snapshot()
 	sc.Duplicates += mailStats.Duplicates.Load()
+	sc.Skipped += mailStats.Skipped.Load()
 	sc.Errors += mailErrs.Load()
 	done := uploaded.Load() + failed.Load() + sc.Duplicates
 	fmt.Fprintf(stdout, "uploaded %d, duplicates %d, failed %d, skipped %d, unreadable %d, unchanged %d, pending %d; elapsed %s, %.1f files/s\n",

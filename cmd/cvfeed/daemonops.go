@@ -30,10 +30,11 @@ type opsKit struct {
 	webhook *ops.Webhook
 	server  *ops.Server
 
-	mu         sync.Mutex
-	sourceIDs  []string
-	reconnects map[string]int64 // per account, as last reported
-	lastStatus string
+	mu          sync.Mutex
+	sourceIDs   []string
+	reconnects  map[string]int64 // per account, as last reported
+	quarantined map[string]int64
+	lastStatus  string
 	// done counts this run's outcomes, for STATUS=.
 	done struct{ uploaded, failed atomic.Int64 }
 }
@@ -41,7 +42,7 @@ type opsKit struct {
 // newOpsKit builds the kit and, with [http] listen, binds the listener
 // (a taken port fails the start, before READY=1).
 func newOpsKit(cfg *config.Config, store *state.Store, log *slog.Logger) (*opsKit, error) {
-	k := &opsKit{log: log, notify: ops.NewNotifier(log), reconnects: map[string]int64{}}
+	k := &opsKit{log: log, notify: ops.NewNotifier(log), reconnects: map[string]int64{}, quarantined: map[string]int64{}}
 	k.setSources(cfg)
 	if cfg.HTTP.Listen == "" {
 		return k, nil
@@ -202,6 +203,9 @@ func (k *opsKit) tick(d *daemon) {
 		for k.reconnects[name] < n {
 			k.metrics.IMAPReconnect(name)
 			k.reconnects[name]++
+		}
+		for q := a.acc.Stats().Quarantined.Load(); k.quarantined[name] < q; k.quarantined[name]++ {
+			k.metrics.MailQuarantined(name)
 		}
 	}
 	d.accountsMu.Unlock()

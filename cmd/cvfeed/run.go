@@ -321,6 +321,7 @@ func (d *daemon) setMailboxes(mailboxes []config.Mailbox, reload bool) {
 		a := &account{cfg: m, cancel: cancel, done: make(chan struct{})}
 		a.acc = imapsrc.NewAccount(m, d.store, imapsrc.AccountOptions{
 			Logger: d.log.With("source", m.Name), SpoolDir: spoolDir(d.cfg.StateDir), Stats: d.mailStats,
+			Tokens: d.store, // a rotated OAuth2 refresh token is kept
 		})
 		d.accounts[m.Name] = a
 		d.ops.reportHealth("mailbox "+m.Name, nil)
