@@ -7,7 +7,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/cvfeed/cvfeed/watcher"
+	"github.com/cvfeed/cvfeed/pipeline"
 )
 
 // progress shows a backfill going: a bar on a terminal, a plain line every
@@ -19,15 +19,6 @@ type progress struct {
 	last    time.Time
 	start   time.Time
 	enabled bool
-}
-
-// snapshot is what progress shows.
-type snapshot struct {
-	scan     watcher.Counts
-	scanning bool
-	uploaded int64
-	failed   int64
-	pending  int
 }
 
 func newProgress(w io.Writer, tty, enabled bool, start time.Time) *progress {
@@ -48,38 +39,43 @@ func newProgress(w io.Writer, tty, enabled bool, start time.Time) *progress {
 	return p
 }
 
-func (p *progress) update(s snapshot, now time.Time) {
+// period is how often update is worth calling: the bar redraws every
+// 100 ms at most, the plain line is printed every few seconds.
+func (p *progress) period() time.Duration {
+	if p.bar != nil {
+		return 200 * time.Millisecond
+	}
+	return p.every
+}
+
+func (p *progress) update(s pipeline.Progress, now time.Time) {
 	if !p.enabled {
 		return
 	}
-	done := s.uploaded + s.failed
+	done := s.Uploaded + s.Failed
 	if p.bar != nil {
 		desc := "uploading"
-		if s.scanning {
-			desc = fmt.Sprintf("scanning (%d files seen)", s.scan.Seen)
+		if s.Scanning {
+			desc = fmt.Sprintf("scanning (%d files seen)", s.Scan.Seen)
 		}
 		p.bar.Describe(desc)
-		total := s.scan.New + int64(s.pending) - 0
-		if total < done {
-			total = done
-		}
-		if !s.scanning {
-			p.bar.ChangeMax64(max(done+int64(s.pending), 1))
+		if !s.Scanning {
+			p.bar.ChangeMax64(max(done+int64(s.Pending), 1))
 		}
 		_ = p.bar.Set64(done)
 		return
 	}
-	if now.Sub(p.last) < p.every {
+	if now.Sub(p.last) < p.every-p.every/10 {
 		return
 	}
 	p.last = now
 	el := now.Sub(p.start).Seconds()
 	phase := "uploading"
-	if s.scanning {
+	if s.Scanning {
 		phase = "scanning"
 	}
 	fmt.Fprintf(p.w, "backfill %s: %d files seen, %d new, %d duplicates, %d unchanged; uploaded %d, failed %d, pending %d; %.1f files/s\n",
-		phase, s.scan.Seen, s.scan.New, s.scan.Duplicates, s.scan.Unchanged, s.uploaded, s.failed, s.pending, float64(done)/max(el, 0.001))
+		phase, s.Scan.Seen, s.Scan.New, s.Scan.Duplicates, s.Scan.Unchanged, s.Uploaded, s.Failed, s.Pending, float64(done)/max(el, 0.001))
 }
 
 func (p *progress) finish() {

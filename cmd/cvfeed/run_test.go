@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/cvfeed/cvfeed/control"
+
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -392,7 +394,7 @@ filter_reference = "data-scientist"`)
 		t.Errorf("report while running: exit %d, %q %s", r.code, r.stdout, r.stderr)
 	}
 	d.stop(t, syscall.SIGTERM, 10*time.Second)
-	if exists(filepath.Join(dir, "state", socketName)) {
+	if exists(filepath.Join(dir, "state", control.SocketName)) {
 		t.Error("the control socket is left behind after the stop")
 	}
 	// Without the daemon, the same commands read the state file.

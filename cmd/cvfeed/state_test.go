@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/cvfeed/cvfeed/control"
+
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
@@ -379,7 +381,7 @@ func TestStatusZeroLengthLocked(t *testing.T) {
 	}
 
 	// The "daemon" serves its socket: status answers through it.
-	ln, err := net.Listen("unix", filepath.Join(stateDir, socketName))
+	ln, err := net.Listen("unix", filepath.Join(stateDir, control.SocketName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,10 @@
-package main
+// Package control is cvfeed's control socket: while a cvfeed process holds
+// the state (bbolt admits one process), status, failed, retry, report and
+// the state commands ask it through a Unix socket in state_dir (mode 0600:
+// only the state's owner). The protocol is plain HTTP/JSON. Serve is the
+// server, Client the client, and OpenReader picks the state file or the
+// running process.
+package control
 
 import (
 	"bytes"
@@ -18,27 +24,25 @@ import (
 	"github.com/cvfeed/cvfeed/state"
 )
 
-// bbolt admits one process: while cvfeed run holds the state, status,
-// failed, retry and report ask it through a Unix socket in state_dir
-// (mode 0600: only the state's owner). The protocol is plain HTTP/JSON.
+// SocketName is the control socket's name in state_dir.
+const SocketName = "cvfeed.sock"
 
-// socketName is the control socket's name in state_dir.
-const socketName = "cvfeed.sock"
+// SocketPath is the control socket of the state in stateDir.
+func SocketPath(stateDir string) string { return filepath.Join(stateDir, SocketName) }
 
-func socketPath(stateDir string) string { return filepath.Join(stateDir, socketName) }
-
-// stateReader is what the read commands need, whether they open the state
+// Reader is what the read commands need, whether they open the state
 // themselves or ask the running daemon.
-type stateReader interface {
+type Reader interface {
 	Counts() (map[string]state.Counts, error)
-	Failed() ([]failedItem, error)
+	Failed() ([]FailedItem, error)
 	Report(since time.Time) ([]state.ReportRow, error)
 	RetryFailed(ids []state.Key) (int, error)
 	Close() error
 }
 
-// failedItem is one line of cvfeed failed.
-type failedItem struct {
+// FailedItem is one line of cvfeed failed. File is where the file is now
+// (in failed_dir once moved there; the spool for a mail attachment).
+type FailedItem struct {
 	ID       string    `json:"id"`
 	Source   string    `json:"source"`
 	File     string    `json:"file"`
@@ -48,62 +52,69 @@ type failedItem struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// localState reads the state file directly.
-type localState struct{ *state.Store }
+// Local reads the state file directly.
+type Local struct{ *state.Store }
 
-func (l localState) Failed() ([]failedItem, error) {
-	var out []failedItem
+// Failed lists the failed items.
+func (l Local) Failed() ([]FailedItem, error) {
+	var out []FailedItem
 	err := l.Items(func(it state.Item) error {
-		file := it.Origin
-		if file == "" {
-			file = it.Path
-		}
-		out = append(out, failedItem{ID: it.Key.String(), Source: it.Source, File: file, Name: it.FileName,
+		out = append(out, FailedItem{ID: it.Key.String(), Source: it.Source, File: it.Path, Name: it.FileName,
 			Attempts: it.Attempts, Error: it.LastError, Updated: it.Updated})
 		return nil
 	}, state.Failed)
 	return out, err
 }
 
-func (l localState) RetryFailed(ids []state.Key) (int, error) { return l.Store.RetryFailed(ids) }
+// RetryFailed queues failed items again (all of them when ids is empty).
+func (l Local) RetryFailed(ids []state.Key) (int, error) { return l.Store.RetryFailed(ids) }
 
-// openStateReader opens the state read-only (writable when write is set),
+// OpenReader opens the state read-only (writable when write is set),
 // or, when a running cvfeed holds it, connects to that process's control
-// socket (see stateOrDaemon). A state that does not exist yet, or was never
+// socket (see StateOrDaemon). A state that does not exist yet, or was never
 // written (zero bytes), reads as empty.
-func openStateReader(stateDir string, write bool) (stateReader, error) {
+func OpenReader(stateDir string, write bool) (Reader, error) {
 	path := filepath.Join(stateDir, state.FileName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if !write {
-			return emptyState{}, nil
+			return Empty{}, nil
 		}
 	}
-	st, c, err := stateOrDaemon(stateDir, write)
+	st, c, err := StateOrDaemon(stateDir, write)
 	switch {
 	case errors.Is(err, state.ErrEmpty):
-		return emptyState{}, nil
+		return Empty{}, nil
 	case err != nil:
 		return nil, err
 	case c != nil:
 		return c, nil
 	}
-	return localState{st}, nil
+	return Local{st}, nil
 }
 
-// emptyState is the state before anything was recorded.
-type emptyState struct{}
+// Empty is the state before anything was recorded.
+type Empty struct{}
 
-func (emptyState) Counts() (map[string]state.Counts, error)    { return nil, nil }
-func (emptyState) Failed() ([]failedItem, error)               { return nil, nil }
-func (emptyState) Report(time.Time) ([]state.ReportRow, error) { return nil, nil }
-func (emptyState) RetryFailed([]state.Key) (int, error)        { return 0, nil }
-func (emptyState) Close() error                                { return nil }
+// Counts is empty.
+func (Empty) Counts() (map[string]state.Counts, error) { return nil, nil }
 
-// serveControl serves the control socket until ctx ends. A stale socket
-// file (left by a killed process) is replaced; the state lock guarantees
-// no other live process owns it.
-func serveControl(ctx context.Context, stateDir string, l localState, log *slog.Logger) error {
-	path := socketPath(stateDir)
+// Failed is empty.
+func (Empty) Failed() ([]FailedItem, error) { return nil, nil }
+
+// Report is empty.
+func (Empty) Report(time.Time) ([]state.ReportRow, error) { return nil, nil }
+
+// RetryFailed queues nothing.
+func (Empty) RetryFailed([]state.Key) (int, error) { return 0, nil }
+
+// Close does nothing.
+func (Empty) Close() error { return nil }
+
+// Serve serves the control socket of stateDir until ctx ends. A stale
+// socket file (left by a killed process) is replaced; the state lock
+// guarantees no other live process owns it.
+func Serve(ctx context.Context, stateDir string, l Local, log *slog.Logger) error {
+	path := SocketPath(stateDir)
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -151,7 +162,7 @@ func serveControl(ctx context.Context, stateDir string, l localState, log *slog.
 			reply(w, nil, err)
 			return
 		}
-		keys, err := parseIDs(req.IDs)
+		keys, err := ParseIDs(req.IDs)
 		if err != nil {
 			reply(w, nil, err)
 			return
@@ -205,7 +216,8 @@ func serveControl(ctx context.Context, stateDir string, l localState, log *slog.
 	return err
 }
 
-func parseIDs(ids []string) ([]state.Key, error) {
+// ParseIDs parses item IDs as cvfeed failed prints them (SOURCE_ID/SHA256).
+func ParseIDs(ids []string) ([]state.Key, error) {
 	keys := make([]state.Key, 0, len(ids))
 	for _, id := range ids {
 		k, err := state.ParseKey(id)
@@ -217,20 +229,21 @@ func parseIDs(ids []string) ([]state.Key, error) {
 	return keys, nil
 }
 
-// controlClient asks a running cvfeed through its control socket.
-type controlClient struct {
+// Client asks a running cvfeed through its control socket.
+type Client struct {
 	hc *http.Client
 }
 
-func newControlClient(path string) *controlClient {
+// NewClient returns a client of the socket at path. It does no I/O.
+func NewClient(path string) *Client {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}}
-	return &controlClient{hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &Client{hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
-func (c *controlClient) call(method, path string, body, out any) error {
+func (c *Client) call(method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -256,22 +269,26 @@ func (c *controlClient) call(method, path string, body, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func (c *controlClient) ping() error {
+// Ping checks that the process answers.
+func (c *Client) Ping() error {
 	var s string
 	return c.call("GET", "/ping", nil, &s)
 }
 
-func (c *controlClient) Counts() (map[string]state.Counts, error) {
+// Counts returns the counts per source and status.
+func (c *Client) Counts() (map[string]state.Counts, error) {
 	var m map[string]state.Counts
 	return m, c.call("GET", "/counts", nil, &m)
 }
 
-func (c *controlClient) Failed() ([]failedItem, error) {
-	var f []failedItem
+// Failed lists the failed items.
+func (c *Client) Failed() ([]FailedItem, error) {
+	var f []FailedItem
 	return f, c.call("GET", "/failed", nil, &f)
 }
 
-func (c *controlClient) Report(since time.Time) ([]state.ReportRow, error) {
+// Report returns the activity per source and day since a day.
+func (c *Client) Report(since time.Time) ([]state.ReportRow, error) {
 	var rows []state.ReportRow
 	q := ""
 	if !since.IsZero() {
@@ -280,7 +297,8 @@ func (c *controlClient) Report(since time.Time) ([]state.ReportRow, error) {
 	return rows, c.call("GET", "/report"+q, nil, &rows)
 }
 
-func (c *controlClient) RetryFailed(ids []state.Key) (int, error) {
+// RetryFailed queues failed items again (all of them when ids is empty).
+func (c *Client) RetryFailed(ids []state.Key) (int, error) {
 	req := struct{ IDs []string }{}
 	for _, k := range ids {
 		req.IDs = append(req.IDs, k.String())
@@ -290,22 +308,53 @@ func (c *controlClient) RetryFailed(ids []state.Key) (int, error) {
 }
 
 // Check runs cvfeed state check in the running cvfeed.
-func (c *controlClient) Check() ([]string, error) {
+func (c *Client) Check() ([]string, error) {
 	var problems []string
 	return problems, c.call("GET", "/check", nil, &problems)
 }
 
 // Backup has the running cvfeed write a copy of the state to path
 // (absolute: the daemon's working directory is not the caller's).
-func (c *controlClient) Backup(path string) (int64, error) {
+func (c *Client) Backup(path string) (int64, error) {
 	var n int64
 	return n, c.call("POST", "/backup", struct{ Path string }{path}, &n)
 }
 
 // Rebind records api as the state's API in the running cvfeed.
-func (c *controlClient) Rebind(api string) (string, error) {
+func (c *Client) Rebind(api string) (string, error) {
 	var prev string
 	return prev, c.call("POST", "/rebind", struct{ API string }{api}, &prev)
 }
 
-func (c *controlClient) Close() error { return nil }
+// Close does nothing: every call is its own request.
+func (c *Client) Close() error { return nil }
+
+// controlWait is how long a command waits for the control socket of a
+// cvfeed that holds the state but is still starting.
+const controlWait = 5 * time.Second
+
+// StateOrDaemon opens the state (read-only unless write) or, while another
+// cvfeed holds it, returns a client of that process's control socket. A
+// process that holds the lock but serves no socket yet is starting (or is
+// a short cvfeed state command): both are retried for up to controlWait.
+func StateOrDaemon(stateDir string, write bool) (*state.Store, *Client, error) {
+	path := filepath.Join(stateDir, state.FileName)
+	c := NewClient(SocketPath(stateDir))
+	deadline := time.Now().Add(controlWait)
+	for {
+		st, err := state.Open(path, &state.Options{ReadOnly: !write, LockTimeout: 200 * time.Millisecond})
+		if !errors.Is(err, state.ErrLocked) {
+			return st, nil, err
+		}
+		perr := c.Ping()
+		if perr == nil {
+			return nil, c, nil
+		}
+		if time.Now().After(deadline) {
+			if _, serr := os.Stat(SocketPath(stateDir)); errors.Is(serr, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("%w; it serves no control socket yet (the daemon is starting, or a cvfeed state command runs): try again in a moment", err)
+			}
+			return nil, nil, fmt.Errorf("%w; its control socket does not answer (%v)", err, perr)
+		}
+	}
+}

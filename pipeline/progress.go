@@ -1,0 +1,64 @@
+package pipeline
+
+import "github.com/cvfeed/cvfeed/watcher"
+
+// Progress is a one-shot pass as it goes. Every count is live.
+type Progress struct {
+	// Scan is the folders' counts plus the mailboxes' duplicates.
+	Scan     watcher.Counts
+	Scanning bool
+	// Uploaded and Failed count this process's outcomes.
+	Uploaded, Failed int64
+	// Pending is what waits in the queue or is in a worker's hands now.
+	Pending int
+}
+
+// Progress returns the counts of a one-shot pass now. It reads the queue:
+// call it every so often, not per item.
+func (p *Pipeline) Progress() Progress {
+	pr := Progress{Uploaded: p.counts.uploaded.Load(), Failed: p.counts.failed.Load()}
+	if p.scanner != nil {
+		pr.Scan = p.scanner.Stats().Snapshot()
+	}
+	pr.Scan.Duplicates += p.mailStats.Duplicates.Load()
+	pr.Scan.Errors += p.mailErrs.Load()
+	select {
+	case <-p.sources.done:
+	default:
+		pr.Scanning = true
+	}
+	if n, err := p.store.Pending(p.accept); err == nil {
+		pr.Pending = n
+	}
+	return pr
+}
+
+// Summary is the end of a one-shot pass, read after Drain (and before
+// Stop closes the state: Stop keeps the summary).
+type Summary struct {
+	Progress
+	// FailedNow is the number of items of the selected sources that are
+	// failed in state (from this pass or an earlier one).
+	FailedNow int
+	// Down are the folders found down and not scanned.
+	Down []error
+	// SourcesErr is why the pass stopped early, if it did.
+	SourcesErr error
+}
+
+// Summary returns the summary of a one-shot pass, made by Stop.
+func (p *Pipeline) Summary() Summary { return p.summary }
+
+func (p *Pipeline) makeSummary() Summary {
+	s := Summary{Progress: p.Progress(), SourcesErr: p.srcErr}
+	s.Scanning = false
+	if p.scanner != nil {
+		s.Down = p.scanner.Down()
+	}
+	if counts, err := p.store.Counts(); err == nil {
+		for _, src := range sources(p.folders, p.mailboxes) {
+			s.FailedNow += counts[src.name].Failed
+		}
+	}
+	return s
+}
