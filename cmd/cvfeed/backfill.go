@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cvfeed/cvfeed/internal/progress"
 	"io"
 	"time"
 
@@ -32,7 +33,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		defer stop()
 	}
 	cfg, log := c.cfg, c.log
-	folders, mailboxes, err := selectSources(cfg, *only)
+	folders, mailboxes, err := cfg.Select(*only)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitUsage
@@ -51,22 +52,22 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
-	prog := newProgress(stderr, isTerminal(stderr), !*quiet, start)
+	prog := progress.New(stderr, isTerminal(stderr), !*quiet, start)
 	drained := make(chan error, 1)
 	go func() { drained <- p.Drain(ctx) }()
 	// The ticker only paces what is shown; Drain decides when it is done.
-	tick := time.NewTicker(prog.period())
+	tick := time.NewTicker(prog.Period())
 	var poolErr error
 	for waiting := true; waiting; {
 		select {
 		case poolErr = <-drained:
 			waiting = false
 		case <-tick.C:
-			prog.update(p.Progress(), time.Now())
+			prog.Update(p.Progress(), time.Now())
 		}
 	}
 	tick.Stop()
-	prog.finish()
+	prog.Finish()
 	p.Stop()
 	s := p.Summary()
 	elapsed := time.Since(start)

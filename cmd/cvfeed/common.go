@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
-	"strings"
 
 	"golang.org/x/term"
 
@@ -178,37 +177,6 @@ func loadConfig(path string, o config.LoadOptions, stderr io.Writer) (*config.Co
 		return nil, false
 	}
 	return cfg, true
-}
-
-// selectSources applies -only to the folders and mailboxes.
-func selectSources(cfg *config.Config, only string) ([]config.Folder, []config.Mailbox, error) {
-	if only == "" {
-		return cfg.Folders, cfg.Mailboxes, nil
-	}
-	want := map[string]bool{}
-	for n := range strings.SplitSeq(only, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			want[n] = true
-		}
-	}
-	var folders []config.Folder
-	var mailboxes []config.Mailbox
-	for _, f := range cfg.Folders {
-		if want[f.Name] {
-			folders = append(folders, f)
-			delete(want, f.Name)
-		}
-	}
-	for _, m := range cfg.Mailboxes {
-		if want[m.Name] {
-			mailboxes = append(mailboxes, m)
-			delete(want, m.Name)
-		}
-	}
-	for n := range want {
-		return nil, nil, fmt.Errorf("-only: no folder or mailbox named %q in the config", n)
-	}
-	return folders, mailboxes, nil
 }
 
 // startCPUProfile writes a CPU profile until the returned stop is called.

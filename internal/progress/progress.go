@@ -1,4 +1,6 @@
-package main
+// Package progress shows a backfill going: a bar on a terminal, a plain
+// line every few seconds otherwise (logs, journald, CI).
+package progress
 
 import (
 	"fmt"
@@ -10,9 +12,9 @@ import (
 	"github.com/cvfeed/cvfeed/pipeline"
 )
 
-// progress shows a backfill going: a bar on a terminal, a plain line every
-// few seconds otherwise (logs, journald, CI).
-type progress struct {
+// Printer shows a backfill going: a bar on a terminal, a plain line every
+// few seconds otherwise.
+type Printer struct {
 	w       io.Writer
 	bar     *progressbar.ProgressBar
 	every   time.Duration
@@ -21,8 +23,9 @@ type progress struct {
 	enabled bool
 }
 
-func newProgress(w io.Writer, tty, enabled bool, start time.Time) *progress {
-	p := &progress{w: w, every: 5 * time.Second, start: start, last: start, enabled: enabled}
+// New returns a printer to w: a bar when tty, nothing unless enabled.
+func New(w io.Writer, tty, enabled bool, start time.Time) *Printer {
+	p := &Printer{w: w, every: 5 * time.Second, start: start, last: start, enabled: enabled}
 	if tty && enabled {
 		p.bar = progressbar.NewOptions64(-1,
 			progressbar.OptionSetWriter(w),
@@ -39,16 +42,17 @@ func newProgress(w io.Writer, tty, enabled bool, start time.Time) *progress {
 	return p
 }
 
-// period is how often update is worth calling: the bar redraws every
+// Period is how often Update is worth calling: the bar redraws every
 // 100 ms at most, the plain line is printed every few seconds.
-func (p *progress) period() time.Duration {
+func (p *Printer) Period() time.Duration {
 	if p.bar != nil {
 		return 200 * time.Millisecond
 	}
 	return p.every
 }
 
-func (p *progress) update(s pipeline.Progress, now time.Time) {
+// Update shows s, the pass at now.
+func (p *Printer) Update(s pipeline.Progress, now time.Time) {
 	if !p.enabled {
 		return
 	}
@@ -78,7 +82,8 @@ func (p *progress) update(s pipeline.Progress, now time.Time) {
 		phase, s.Scan.Seen, s.Scan.New, s.Scan.Duplicates, s.Scan.Unchanged, s.Uploaded, s.Failed, s.Pending, float64(done)/max(el, 0.001))
 }
 
-func (p *progress) finish() {
+// Finish clears the bar.
+func (p *Printer) Finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		_ = p.bar.Clear()
