@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,7 @@ type Pipeline struct {
 	down      map[string]bool // source ids of the folders down at start
 	accept    func(string) bool
 
+	spool     string // SpoolDir, cleaned
 	mailStats *imapsrc.Stats
 	srcCtx    context.Context
 	// settled is signalled (never blocking) after each outcome, and when
@@ -151,7 +153,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Pipeline, error
 	}
 	p := &Pipeline{mode: o.Mode, log: log, version: o.Version, store: store, cfg: cfg,
 		accounts: map[string]*account{}, mailStats: new(imapsrc.Stats), settled: make(chan struct{}, 1),
-		folders: cfg.Folders, mailboxes: cfg.Mailboxes}
+		folders: cfg.Folders, mailboxes: cfg.Mailboxes, spool: filepath.Clean(SpoolDir(cfg.StateDir))}
 	if o.Mode == OneShot && o.Select {
 		p.folders, p.mailboxes = o.Folders, o.Mailboxes
 	}
@@ -232,11 +234,13 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Pipeline, error
 	return p, nil
 }
 
-// onResult is the pool's: counts, metrics, after-actions, Drain.
+// onResult is the pool's: the audit line, counts, metrics, after-actions,
+// Drain.
 func (p *Pipeline) onResult(it state.Item, r state.Result, took time.Duration) {
 	switch r.Outcome {
 	case state.Done:
 		p.counts.uploaded.Add(1)
+		p.logUploaded(it, r)
 	case state.Fail:
 		p.counts.failed.Add(1)
 	}
@@ -248,6 +252,20 @@ func (p *Pipeline) onResult(it state.Item, r state.Result, took time.Duration) {
 		p.notifyAccounts()
 	}
 	p.wake()
+}
+
+// logUploaded is the INFO line of an uploaded CV, for whoever is asked
+// whether a candidate's CV went in: its source, its file (or mail), size,
+// profile_reference and the API's file_id. (Failures have their ERROR line
+// from the pool, duplicates and skipped files their INFO line from the
+// sources.)
+func (p *Pipeline) logUploaded(it state.Item, r state.Result) {
+	where := []any{"file", it.Path}
+	if strings.HasPrefix(it.Path, p.spool+string(filepath.Separator)) {
+		where = []any{"mail", it.Origin, "name", it.FileName}
+	}
+	p.log.Info("uploaded", append([]any{"source", it.Source}, append(where,
+		"size", it.Size, "reference", uploader.ReferenceFor(it.SHA256), "file_id", r.FileID)...)...)
 }
 
 func (p *Pipeline) wake() {

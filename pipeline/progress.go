@@ -42,6 +42,8 @@ type Summary struct {
 	FailedNow int
 	// Down are the folders found down and not scanned.
 	Down []error
+	// Skipped are the first few files skipped, with why.
+	Skipped []watcher.Skipped
 	// SourcesErr is why the pass stopped early, if it did.
 	SourcesErr error
 }
@@ -54,6 +56,7 @@ func (p *Pipeline) makeSummary() Summary {
 	s.Scanning = false
 	if p.scanner != nil {
 		s.Down = p.scanner.Down()
+		s.Skipped = p.scanner.FirstSkipped()
 	}
 	if counts, err := p.store.Counts(); err == nil {
 		for _, src := range sources(p.folders, p.mailboxes) {

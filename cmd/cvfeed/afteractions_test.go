@@ -135,3 +135,83 @@ func TestRunRetryLeavesFailedDir(t *testing.T) {
 		t.Errorf("status after the retry: %+v, want 4 uploaded, 0 failed", s.Total)
 	}
 }
+
+// TestBackfillAuditLog: at the default log level, the log names every
+// uploaded CV (file, size, reference, file_id) and every skipped file with
+// its reason, once; the summary names the skipped files; the progress
+// lines' counts move while it uploads.
+func TestBackfillAuditLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uploads for about 12 s to see progress lines; skipped with -short")
+	}
+	sb := startSandbox(t, "-latency", "200ms")
+	dir := t.TempDir()
+	share := filepath.Join(dir, "share")
+	want := map[string]string{}
+	for i := range 60 {
+		rel := fmt.Sprintf("cv%02d.pdf", i)
+		want[rel] = writeFile(t, filepath.Join(share, rel), fmt.Sprintf("CV %d for the audit", i))
+	}
+	writeFile(t, filepath.Join(share, "README"), "no extension")
+	writeFile(t, filepath.Join(share, "huge.pdf"), strings.Repeat("x", 4096))
+	cfg := filepath.Join(dir, "config.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state_dir = "state"
+[api]
+url = %q
+api_key = "k"
+workers = 1
+[[folder]]
+name = "inbox"
+path = %q
+source_id = %q
+max_size = "1KiB"
+`, sb.url, share, e2eSource)), 0o644)
+	r := runCvfeed(t, nil, "backfill", "-config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "uploaded 60,") {
+		t.Fatalf("backfill: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 20))
+	}
+	ids := map[string]string{}
+	for _, p := range sb.profiles(t) {
+		ids[p.SHA256] = p.ProfileReference
+	}
+	uploaded := logLines(r.stderr, "INFO", "uploaded")
+	named := map[string]bool{}
+	for _, l := range uploaded {
+		file, _ := l["file"].(string)
+		rel, _ := filepath.Rel(share, file)
+		if want[rel] == "" || l["reference"] != ids[want[rel]] || l["file_id"] == "" || l["file_id"] == nil || l["size"] == nil {
+			t.Errorf("uploaded line %v: want a file of the share, its reference %s, a file_id and a size", l, ids[want[rel]])
+		}
+		named[rel] = true
+	}
+	if len(named) != 60 || len(uploaded) != 60 {
+		t.Errorf("%d uploaded lines naming %d files, want 60", len(uploaded), len(named))
+	}
+	for name, reason := range map[string]string{"README": "include", "huge.pdf": "max_size"} {
+		var lines []map[string]any
+		for _, l := range logLines(r.stderr, "INFO", "skipped") {
+			if l["file"] == filepath.Join(share, name) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["reason"]), reason) {
+			t.Errorf("skipped lines for %s: %v, want one with a reason about %s", name, lines, reason)
+		}
+		if !strings.Contains(r.stdout, filepath.Join(share, name)) {
+			t.Errorf("the summary does not name the skipped %s:\n%s", name, r.stdout)
+		}
+	}
+	// Progress lines: "... uploaded N, failed F, pending P; ...".
+	var ups, pends []int
+	for _, l := range strings.Split(r.stderr, "\n") {
+		var up, failed, pend int
+		if i := strings.Index(l, "uploaded "); strings.HasPrefix(l, "backfill ") && i > 0 {
+			if _, err := fmt.Sscanf(l[i:], "uploaded %d, failed %d, pending %d", &up, &failed, &pend); err == nil {
+				ups, pends = append(ups, up), append(pends, pend)
+			}
+		}
+	}
+	if len(ups) < 2 || ups[0] >= ups[len(ups)-1] || pends[0] <= pends[len(pends)-1] || ups[0]+pends[0] > 60 {
+		t.Errorf("progress lines: uploaded %v, pending %v; want both to move (and add up to at most 60)", ups, pends)
+	}
+}
