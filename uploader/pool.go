@@ -132,30 +132,58 @@ func NewPool(cfg PoolConfig, store Store, api API) *Pool {
 		lim = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
 	}
 	p := &Pool{cfg: cfg, store: store, log: cfg.Logger, limiter: lim, resume: make(chan struct{}, 1), probeDone: make(chan struct{}, 1)}
-	p.dyn.Store(&dynamic{api: api, accept: cfg.Accept, metadata: cfg.Metadata})
+	p.dyn.Store(&dynamic{api: api, accept: cfg.Accept, metadata: cfg.Metadata,
+		maxAttempts: cfg.MaxAttempts, backoff: cfg.Backoff, grace: cfg.Grace})
 	p.read.Store(cfg.ReadAccess)
 	return p
 }
 
 // dynamic holds the settings Reconfigure swaps.
 type dynamic struct {
-	api      API
-	accept   func(sourceID string) bool
-	metadata func(it state.Item) ([]byte, error)
+	api         API
+	accept      func(sourceID string) bool
+	metadata    func(it state.Item) ([]byte, error)
+	maxAttempts int
+	backoff     Backoff
+	grace       time.Duration
+}
+
+// Settings are what a reload changes while the pool runs. Zero values
+// mean the defaults noted in PoolConfig, as in NewPool. Workers is not
+// here: the number of workers changes only with a restart.
+type Settings struct {
+	API         API
+	Accept      func(sourceID string) bool
+	Metadata    func(it state.Item) ([]byte, error)
+	RateLimit   float64
+	ReadAccess  bool
+	MaxAttempts int
+	Backoff     Backoff
+	// Grace is for the stops that begin after the call.
+	Grace time.Duration
 }
 
 // Reconfigure applies a reloaded config while the pool runs: the API
 // client (a new key or URL), the sources admitted, the training metadata,
-// the rate limit and whether the key may read. A pause for a refused key
-// ends at once, so the new key is tried now rather than in a minute.
-func (p *Pool) Reconfigure(api API, accept func(sourceID string) bool, metadata func(state.Item) ([]byte, error), rateLimit float64, readAccess bool) {
-	p.dyn.Store(&dynamic{api: api, accept: accept, metadata: metadata})
-	if rateLimit > 0 {
-		p.limiter.SetLimit(rate.Limit(rateLimit))
+// the rate limit, whether the key may read, the attempts before an item
+// fails, the backoff and the grace of the next stop. Items already waiting
+// for a retry keep the due time they were given. A pause for a refused
+// key ends at once, so the new key is tried now rather than in a minute.
+func (p *Pool) Reconfigure(s Settings) {
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = 10
+	}
+	if s.Backoff.Initial <= 0 {
+		s.Backoff = DefaultBackoff()
+	}
+	p.dyn.Store(&dynamic{api: s.API, accept: s.Accept, metadata: s.Metadata,
+		maxAttempts: s.MaxAttempts, backoff: s.Backoff, grace: s.Grace})
+	if s.RateLimit > 0 {
+		p.limiter.SetLimit(rate.Limit(s.RateLimit))
 	} else {
 		p.limiter.SetLimit(rate.Inf)
 	}
-	p.read.Store(readAccess)
+	p.read.Store(s.ReadAccess)
 	p.Resume()
 }
 
@@ -176,11 +204,12 @@ func (p *Pool) Run(ctx context.Context) error {
 	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReq()
 	stop := context.AfterFunc(ctx, func() {
-		if p.cfg.Grace <= 0 {
+		grace := p.dyn.Load().grace
+		if grace <= 0 {
 			cancelReq()
 			return
 		}
-		t := time.AfterFunc(p.cfg.Grace, cancelReq)
+		t := time.AfterFunc(grace, cancelReq)
 		context.AfterFunc(reqCtx, func() { t.Stop() })
 	})
 	defer stop()
