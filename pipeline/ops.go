@@ -162,14 +162,7 @@ func (k *opsKit) observe(status int, err error) {
 		k.metrics.APIStatus(status)
 		return
 	}
-	reason := "network"
-	switch msg := err.Error(); {
-	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"):
-		reason = "reset"
-	case strings.Contains(msg, "timeout"), strings.Contains(msg, "deadline exceeded"):
-		reason = "timeout"
-	}
-	k.metrics.APINoResponse(reason)
+	k.metrics.APINoResponse(uploader.NoResponseReason(err))
 }
 
 // tick is called every few seconds by the daemon loop: watchdog
