@@ -99,12 +99,8 @@ type Pool struct {
 	limiter *rate.Limiter
 	read    atomic.Bool
 
-	mu        sync.Mutex
-	authErr   error // first auth failure (StopOnAuth) or the current pause
-	paused    bool
-	resume    chan struct{}
-	probeDone chan struct{}
-	inFlight  atomic.Int64
+	gate     *authGate
+	inFlight atomic.Int64
 }
 
 // NewPool returns a pool. It does no I/O.
@@ -131,7 +127,7 @@ func NewPool(cfg PoolConfig, store Store, api API) *Pool {
 	if cfg.RateLimit > 0 {
 		lim = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
 	}
-	p := &Pool{cfg: cfg, store: store, log: cfg.Logger, limiter: lim, resume: make(chan struct{}, 1), probeDone: make(chan struct{}, 1)}
+	p := &Pool{cfg: cfg, store: store, log: cfg.Logger, limiter: lim, gate: newAuthGate(cfg.StopOnAuth, cfg.AuthRetry, cfg.Logger)}
 	p.dyn.Store(&dynamic{api: api, accept: cfg.Accept, metadata: cfg.Metadata,
 		maxAttempts: cfg.MaxAttempts, backoff: cfg.Backoff, grace: cfg.Grace})
 	p.read.Store(cfg.ReadAccess)
@@ -225,7 +221,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	for range p.cfg.Workers {
 		workers.Go(func() error {
 			for j := range jobs {
-				if p.holding(j.probe) {
+				if p.gate.holding(j.probe) {
 					// The key was refused after this job was handed
 					// over: send nothing more.
 					results <- state.Result{Key: j.it.Key, Outcome: state.Release, MaybeSent: j.it.MaybeSent}
@@ -235,10 +231,10 @@ func (p *Pool) Run(ctx context.Context) error {
 				r, auth := p.process(reqCtx, j.it)
 				took.Store(j.it.Key, time.Since(start))
 				if auth != nil {
-					p.authFailed(auth)
+					p.gate.refused(auth)
 				}
 				if j.probe {
-					p.probed(auth != nil)
+					p.gate.probed(auth != nil)
 				}
 				results <- r
 			}
@@ -263,10 +259,8 @@ func (p *Pool) Run(ctx context.Context) error {
 	if dispatchErr != nil {
 		return dispatchErr
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cfg.StopOnAuth && p.authErr != nil {
-		return &AuthError{Err: p.authErr}
+	if err := p.gate.stoppedErr(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -290,7 +284,7 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := p.authGate(ctx, stop); err != nil {
+		if err := p.gate.wait(ctx, stop); err != nil {
 			return nil
 		}
 		if len(buf) == 0 {
@@ -311,7 +305,7 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 			}
 		}
 		j := job{it: buf[0]}
-		if p.pausedNow() {
+		if p.gate.pausedNow() {
 			j.probe = true
 		}
 		select {
@@ -319,7 +313,7 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 			buf = buf[1:]
 			if j.probe {
 				// One upload at a time while the key is refused.
-				if err := p.waitProbe(ctx); err != nil {
+				if err := p.gate.waitProbe(ctx); err != nil {
 					return nil
 				}
 			}
