@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"github.com/cvfeed/cvfeed/config"
 	"math/rand/v2"
 	"time"
 )
@@ -16,13 +17,15 @@ type Backoff struct {
 }
 
 // DefaultBackoff is 1s, 2s, 4s … capped at 5 minutes.
-func DefaultBackoff() Backoff { return Backoff{Initial: time.Second, Max: 5 * time.Minute} }
+func DefaultBackoff() Backoff {
+	return Backoff{Initial: config.DefaultRetryInitial, Max: config.DefaultRetryMax}
+}
 
 // Delay returns the wait before attempt n+1 after n failed attempts (n ≥ 1),
 // never shorter than retryAfter (the server's Retry-After).
 func (b Backoff) Delay(n int, retryAfter time.Duration) time.Duration {
 	if b.Initial <= 0 {
-		b.Initial = time.Second
+		b.Initial = config.DefaultRetryInitial
 	}
 	if b.Max < b.Initial {
 		b.Max = b.Initial

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cvfeed/cvfeed/config"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -134,10 +135,10 @@ func (c *conn) init(o connOptions) error {
 		return errors.New("api key is empty")
 	}
 	if o.timeout <= 0 {
-		o.timeout = 2 * time.Minute
+		o.timeout = config.DefaultTimeout
 	}
 	if o.maxConns <= 0 {
-		o.maxConns = 4
+		o.maxConns = config.DefaultWorkers
 	}
 	if o.agent == "" {
 		o.agent = "cvfeed"

@@ -3,6 +3,7 @@ package uploader
 import (
 	"context"
 	"fmt"
+	"github.com/cvfeed/cvfeed/config"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -106,10 +107,10 @@ type Pool struct {
 // NewPool returns a pool. It does no I/O.
 func NewPool(cfg PoolConfig, store Store, api API) *Pool {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = config.DefaultWorkers
 	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 10
+		cfg.MaxAttempts = config.DefaultMaxAttempts
 	}
 	if cfg.Backoff.Initial <= 0 {
 		cfg.Backoff = DefaultBackoff()
@@ -167,7 +168,7 @@ type Settings struct {
 // key ends at once, so the new key is tried now rather than in a minute.
 func (p *Pool) Reconfigure(s Settings) {
 	if s.MaxAttempts <= 0 {
-		s.MaxAttempts = 10
+		s.MaxAttempts = config.DefaultMaxAttempts
 	}
 	if s.Backoff.Initial <= 0 {
 		s.Backoff = DefaultBackoff()
