@@ -358,3 +358,50 @@ func StateOrDaemon(stateDir string, write bool) (*state.Store, *Client, error) {
 		}
 	}
 }
+
+// Check runs the state's check (state.Store.Check) on the state file, or
+// in the running cvfeed that holds it. An empty state is state.ErrEmpty.
+func Check(stateDir string) ([]string, error) {
+	st, c, err := StateOrDaemon(stateDir, false)
+	switch {
+	case err != nil:
+		return nil, err
+	case c != nil:
+		return c.Check()
+	}
+	defer st.Close()
+	return st.Check()
+}
+
+// Backup writes a consistent copy of the state to dst (absolute), here or
+// by the running cvfeed (remote), and returns its size.
+func Backup(stateDir, dst string) (n int64, remote bool, err error) {
+	st, c, err := StateOrDaemon(stateDir, false)
+	switch {
+	case err != nil:
+		return 0, false, err
+	case c != nil:
+		n, err = c.Backup(dst)
+		return n, true, err
+	}
+	defer st.Close()
+	n, err = st.Backup(dst)
+	return n, false, err
+}
+
+// Rebind records api as the state's API, here or in the running cvfeed,
+// and returns the API recorded before.
+func Rebind(stateDir, api string) (string, error) {
+	st, c, err := StateOrDaemon(stateDir, true)
+	switch {
+	case err != nil:
+		return "", err
+	case c != nil:
+		return c.Rebind(api)
+	}
+	prev, err := st.RebindAPI(api)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return prev, err
+}

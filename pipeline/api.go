@@ -45,27 +45,15 @@ func (a *API) Close() { a.close() }
 func OpenAPI(cfg *config.Config, log *slog.Logger, observe func(int, error), userAgent string) (*API, error) {
 	a := &API{URL: cfg.API.URL, close: func() {}, files: newItemOpener(cfg)}
 	if cfg.API.Sandbox() {
-		sb, err := sandbox.New(sandbox.Options{Logger: log.With("component", "sandbox")})
+		l, err := sandbox.Listen("127.0.0.1:0", sandbox.Options{Logger: log.With("component", "sandbox")})
 		if err != nil {
 			return nil, fmt.Errorf("start sandbox: %w", err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("start sandbox: %w", err)
-		}
-		srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		a.URL = "http://" + ln.Addr().String()
+		a.URL = l.URL
 		if cfg.API.Flavor == config.FlavorHrFlow {
 			a.URL += "/v1" // the sandbox serves HrFlow's v1 paths there
 		}
-		a.close = func() {
-			// Called once the client is done with the API. Close, not
-			// Shutdown: the client's transport may hold a connection it
-			// dialled but never used, and Shutdown waits 5 s for it.
-			_ = srv.Close()
-			_ = sb.Close()
-		}
+		a.close = l.Close // once the client is done with the API
 		log.Info("using the embedded sandbox API (api.url = \"sandbox\"): nothing leaves this machine", "url", a.URL)
 	}
 	var (

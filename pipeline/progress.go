@@ -1,6 +1,14 @@
 package pipeline
 
-import "github.com/cvfeed/cvfeed/watcher"
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cvfeed/cvfeed/internal/termsafe"
+	"github.com/cvfeed/cvfeed/watcher"
+)
 
 // Progress is a one-shot pass as it goes. Every count is live.
 type Progress struct {
@@ -64,4 +72,26 @@ func (p *Pipeline) makeSummary() Summary {
 		}
 	}
 	return s
+}
+
+// Print writes the summary of the pass, which took elapsed: one line of
+// counts, and one naming the first few skipped files, if any.
+func (s Summary) Print(w io.Writer, elapsed time.Duration) {
+	sc := s.Scan
+	done := s.Uploaded + s.Failed + sc.Duplicates
+	fmt.Fprintf(w, "uploaded %d, duplicates %d, failed %d, skipped %d, unreadable %d, unchanged %d, pending %d; elapsed %s, %.1f files/s\n",
+		s.Uploaded, sc.Duplicates, s.Failed, sc.Skipped, sc.Errors, sc.Unchanged, s.Pending+int(sc.Changing),
+		elapsed.Round(time.Millisecond), float64(done)/max(elapsed.Seconds(), 0.001))
+	if len(s.Skipped) == 0 {
+		return
+	}
+	names := make([]string, len(s.Skipped))
+	for i, sk := range s.Skipped {
+		names[i] = fmt.Sprintf("%s (%s)", termsafe.Escape(sk.Path), sk.Reason)
+	}
+	more := ""
+	if n := sc.Skipped - int64(len(names)); n > 0 {
+		more = fmt.Sprintf(" and %d more (see the log)", n)
+	}
+	fmt.Fprintf(w, "skipped: %s%s\n", strings.Join(names, ", "), more)
 }

@@ -1,9 +1,10 @@
 package uploader
 
 import (
-	"github.com/cvfeed/cvfeed/config"
 	"math/rand/v2"
 	"time"
+
+	"github.com/cvfeed/cvfeed/config"
 )
 
 // Backoff is the retry delay policy: exponential from Initial, doubling per

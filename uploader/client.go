@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cvfeed/cvfeed/config"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -23,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/internal/fileio"
 	"github.com/cvfeed/cvfeed/internal/termsafe"
 )

@@ -3,7 +3,6 @@ package uploader
 import (
 	"context"
 	"fmt"
-	"github.com/cvfeed/cvfeed/config"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/state"
 )
 

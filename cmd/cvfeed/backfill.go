@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cvfeed/cvfeed/internal/progress"
-	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"io"
-	"strings"
 	"time"
 
+	"github.com/cvfeed/cvfeed/internal/progress"
 	"github.com/cvfeed/cvfeed/pipeline"
 	"github.com/cvfeed/cvfeed/uploader"
 )
@@ -72,24 +70,8 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	prog.Finish()
 	p.Stop()
 	s := p.Summary()
-	elapsed := time.Since(start)
-	sc := s.Scan
-	done := s.Uploaded + s.Failed + sc.Duplicates
-	left := s.Pending
-	fmt.Fprintf(stdout, "uploaded %d, duplicates %d, failed %d, skipped %d, unreadable %d, unchanged %d, pending %d; elapsed %s, %.1f files/s\n",
-		s.Uploaded, sc.Duplicates, s.Failed, sc.Skipped, sc.Errors, sc.Unchanged, left+int(sc.Changing),
-		elapsed.Round(time.Millisecond), float64(done)/max(elapsed.Seconds(), 0.001))
-	if len(s.Skipped) > 0 {
-		names := make([]string, len(s.Skipped))
-		for i, sk := range s.Skipped {
-			names[i] = fmt.Sprintf("%s (%s)", termsafe.Escape(sk.Path), sk.Reason)
-		}
-		more := ""
-		if n := sc.Skipped - int64(len(names)); n > 0 {
-			more = fmt.Sprintf(" and %d more (see the log)", n)
-		}
-		fmt.Fprintf(stdout, "skipped: %s%s\n", strings.Join(names, ", "), more)
-	}
+	s.Print(stdout, time.Since(start))
+	sc, left := s.Scan, s.Pending
 	for _, err := range s.Down {
 		fmt.Fprintf(stderr, "cvfeed: %v (not scanned; its items stay pending)\n", err)
 	}

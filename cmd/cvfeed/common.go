@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/cvfeed/cvfeed/control"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/control"
 	"github.com/cvfeed/cvfeed/internal/termsafe"
 )
 

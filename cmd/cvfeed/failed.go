@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cvfeed/cvfeed/control"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/cvfeed/cvfeed/control"
 	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/state"
 )

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/cvfeed/cvfeed/control"
-
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cvfeed/cvfeed/control"
 )
 
 // daemonProc is a `cvfeed run` in its own process.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/cvfeed/cvfeed/control"
-
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
@@ -15,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cvfeed/cvfeed/control"
 )
 
 // noCrash fails when a command's output shows a Go crash.

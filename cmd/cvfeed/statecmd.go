@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cvfeed/cvfeed/control"
-	"github.com/cvfeed/cvfeed/pipeline"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/cvfeed/cvfeed/control"
+	"github.com/cvfeed/cvfeed/pipeline"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -73,20 +73,10 @@ func cmdStateCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "no state at %s yet: the first backfill or run creates it\n", path)
 		return exitOK
 	}
-	st, ctl, err := control.StateOrDaemon(c.cfg.StateDir, false)
-	var problems []string
-	switch {
-	case errors.Is(err, state.ErrEmpty):
+	problems, err := control.Check(c.cfg.StateDir)
+	if errors.Is(err, state.ErrEmpty) {
 		fmt.Fprintf(stdout, "state %s is empty: the next backfill or run initialises it\n", path)
 		return exitOK
-	case err != nil:
-		fmt.Fprintln(stderr, "cvfeed:", safe(err))
-		return exitFailed
-	case ctl != nil:
-		problems, err = ctl.Check()
-	default:
-		defer st.Close()
-		problems, err = st.Check()
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
@@ -146,15 +136,9 @@ func cmdStateBackup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cvfeed: %s is the state itself: back it up elsewhere\n", dst)
 		return exitUsage
 	}
-	st, ctl, err := control.StateOrDaemon(c.cfg.StateDir, false)
-	var n int64
+	n, remote, err := control.Backup(c.cfg.StateDir, dst)
 	via := ""
-	switch {
-	case err != nil:
-		fmt.Fprintln(stderr, "cvfeed:", safe(err))
-		return exitFailed
-	case ctl != nil:
-		n, err = ctl.Backup(dst)
+	if remote {
 		via = " (written by the running cvfeed)"
 		if fi, serr := os.Stat(dst); err == nil && (serr != nil || fi.Size() != n) {
 			// The daemon may see another file system: systemd's
@@ -162,9 +146,6 @@ func cmdStateBackup(args []string, stdout, stderr io.Writer) int {
 			err = fmt.Errorf("the running cvfeed wrote %s, but this process does not see it there (a private /tmp or a read-only file system of its service?): back up into its state_dir, e.g. %s",
 				dst, filepath.Join(c.cfg.StateDir, "backup.db"))
 		}
-	default:
-		n, err = st.Backup(dst)
-		st.Close()
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
@@ -185,20 +166,7 @@ func cmdStateRebind(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	id := pipeline.APIIdentity(c.cfg)
-	st, ctl, err := control.StateOrDaemon(c.cfg.StateDir, true)
-	var prev string
-	switch {
-	case err != nil:
-		fmt.Fprintln(stderr, "cvfeed:", safe(err))
-		return exitFailed
-	case ctl != nil:
-		prev, err = ctl.Rebind(id)
-	default:
-		prev, err = st.RebindAPI(id)
-		if cerr := st.Close(); err == nil {
-			err = cerr
-		}
-	}
+	prev, err := control.Rebind(c.cfg.StateDir, id)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed

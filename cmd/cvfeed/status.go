@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/cvfeed/cvfeed/control"
 	"io"
 	"slices"
 	"text/tabwriter"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/control"
 	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/state"
 )
