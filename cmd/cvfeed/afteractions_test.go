@@ -25,6 +25,30 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
+// waitWatching waits until the daemon's first rescan of its folder is
+// done: its watches are set (events mode) and what was there is found.
+func waitWatching(t *testing.T, d *daemonProc) {
+	t.Helper()
+	waitFor(t, "the first rescan done", 15*time.Second, func() bool {
+		for _, l := range logLines(d.log(), "INFO", "walk done") {
+			if l["kind"] == "rescan" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// waitSettled waits until the state holds n uploaded items and nothing
+// pending: nothing more is going to be sent.
+func waitSettled(t *testing.T, cfg string, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d uploaded, none pending", n), 15*time.Second, func() bool {
+		s := statusOf(t, cfg)
+		return s.Total.Uploaded == n && s.Total.Pending == 0
+	})
+}
+
 // listDir lists the regular files under dir, relative, sorted.
 func listDir(t *testing.T, dir string) []string {
 	t.Helper()
@@ -50,7 +74,7 @@ func TestRunMovesLaterCopy(t *testing.T) {
 	os.MkdirAll(share, 0o755)
 	cfg := runConfig(t, dir, sb.url, "k", share, fmt.Sprintf("after_upload = \"move\"\ndone_dir = %q", done))
 	d := startRun(t, cfg)
-	waitLog(t, d, "cvfeed running", 10*time.Second)
+	waitWatching(t, d)
 
 	want := map[string]string{"anna.pdf": writeFile(t, filepath.Join(share, "anna.pdf"), "Anna's CV")}
 	waitProfiles(t, sb, 1, 15*time.Second)
