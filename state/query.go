@@ -151,6 +151,9 @@ func (s *Store) RetryFailed(keys []Key) (int, error) {
 			if err := enqueue(tx, k, now); err != nil {
 				return err
 			}
+			if err := waitAnyOutcome(tx, k); err != nil {
+				return err
+			}
 			n++
 		}
 		return nil

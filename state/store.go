@@ -22,7 +22,7 @@
 //	dups                              duplicates found, per source and UTC day (schema 4)
 //	  source name 0x00 YYYYMMDD       → uint64 (day 00000000: counted before schema 4)
 //	actions                           after-actions still to do (schema 2)
-//	  sourceID 0x00 sha256[32] path   → source name
+//	  sourceID 0x00 sha256[32] path   → source name [0x00 'U': waits for an upload only]
 //	cursors                           how far each mail folder was read (schema 3)
 //	  account 0x00 mailbox            → uidvalidity[4] last uid[4]
 //	messages                          messages waiting for their after-action (schema 3)

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -72,39 +72,38 @@ func (d *dryStore) FolderDevice(sourceID, path string) (state.FolderDevice, bool
 	return d.real.FolderDevice(sourceID, path)
 }
 
-// dryRun lists what a backfill would upload, sending and recording
-// nothing.
-func dryRun(ctx context.Context, cfg *config.Config, folders []config.Folder, mailboxes []config.Mailbox, stdout, stderr io.Writer, log *slog.Logger) int {
-	d := &dryStore{out: stdout, seen: map[state.Key]bool{}}
+// DryRun lists on w what a backfill of these folders would upload (and
+// which files are duplicates), sending and recording nothing. Mailboxes
+// are not read: that would fetch their attachments.
+func DryRun(ctx context.Context, cfg *config.Config, folders []config.Folder, mailboxes []config.Mailbox, w io.Writer, log *slog.Logger) error {
+	d := &dryStore{out: w, seen: map[state.Key]bool{}}
 	path := filepath.Join(cfg.StateDir, state.FileName)
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		st, err := state.Open(path, &state.Options{ReadOnly: true})
 		if err == nil {
 			// What the backfill would refuse is refused here too.
-			if err = st.CheckAPI(apiIdentity(cfg)); err != nil {
+			if err = st.CheckAPI(APIIdentity(cfg)); err != nil {
 				st.Close()
 			}
 		}
 		switch {
 		case errors.Is(err, state.ErrEmpty): // never written: nothing known
 		case err != nil:
-			fmt.Fprintf(stderr, "cvfeed: backfill -dry-run reads the state: %s\n", safe(err))
-			return exitFailed
+			return fmt.Errorf("backfill -dry-run reads the state: %w", err)
 		default:
 			defer st.Close()
 			d.real = st
 		}
 	}
 	for _, m := range mailboxes {
-		fmt.Fprintf(stdout, "mailbox    %s  not read in a dry run (it would have to fetch the attachments)\n", termsafe.Escape(m.Name))
+		fmt.Fprintf(w, "mailbox    %s  not read in a dry run (it would have to fetch the attachments)\n", termsafe.Escape(m.Name))
 	}
 	sc := watcher.NewScanner(d, watcher.ScannerOptions{Logger: log})
 	if err := sc.Scan(ctx, folders); err != nil {
-		fmt.Fprintln(stderr, "cvfeed:", safe(err))
-		return exitFailed
+		return err
 	}
 	c := sc.Stats().Snapshot()
-	fmt.Fprintf(stdout, "dry run: would upload %d, duplicates %d, skipped %d, unreadable %d, unchanged %d; nothing was sent or recorded\n",
+	fmt.Fprintf(w, "dry run: would upload %d, duplicates %d, skipped %d, unreadable %d, unchanged %d; nothing was sent or recorded\n",
 		d.n.upload, d.n.dup, c.Skipped, c.Errors, c.Unchanged)
-	return exitOK
+	return nil
 }

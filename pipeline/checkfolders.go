@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -31,7 +31,7 @@ type folderChecks struct {
 
 func newFolderChecks(ctx context.Context, cfg *config.Config) *folderChecks {
 	fc := &folderChecks{close: func() {}}
-	path := statePath(cfg)
+	path := StatePath(cfg)
 	if _, err := os.Stat(path); err != nil {
 		return fc // no state yet: nothing recorded to compare with
 	}

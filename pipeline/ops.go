@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -41,7 +41,7 @@ type opsKit struct {
 
 // newOpsKit builds the kit and, with [http] listen, binds the listener
 // (a taken port fails the start, before READY=1).
-func newOpsKit(cfg *config.Config, store *state.Store, log *slog.Logger) (*opsKit, error) {
+func newOpsKit(cfg *config.Config, store *state.Store, log *slog.Logger, version string) (*opsKit, error) {
 	k := &opsKit{log: log, notify: ops.NewNotifier(log), reconnects: map[string]int64{}, quarantined: map[string]int64{}}
 	k.setSources(cfg)
 	if cfg.HTTP.Listen == "" {
@@ -99,9 +99,13 @@ func (k *opsKit) parsed(store *state.Store) func(context.Context, ops.Event) err
 
 func (k *opsKit) setSources(cfg *config.Config) {
 	ids := map[string]bool{}
-	for _, s := range sources(cfg.Folders, cfg.Mailboxes) {
-		ids[s.sourceID] = true
-		k.metrics.KnowSource(s.name)
+	for _, f := range cfg.Folders {
+		ids[f.SourceID] = true
+		k.metrics.KnowSource(f.Name)
+	}
+	for _, m := range cfg.Mailboxes {
+		ids[m.SourceID] = true
+		k.metrics.KnowSource(m.Name)
 	}
 	k.mu.Lock()
 	k.sourceIDs = slices.Sorted(maps.Keys(ids))
@@ -162,20 +166,13 @@ func (k *opsKit) observe(status int, err error) {
 		k.metrics.APIStatus(status)
 		return
 	}
-	reason := "network"
-	switch msg := err.Error(); {
-	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"):
-		reason = "reset"
-	case strings.Contains(msg, "timeout"), strings.Contains(msg, "deadline exceeded"):
-		reason = "timeout"
-	}
-	k.metrics.APINoResponse(reason)
+	k.metrics.APINoResponse(uploader.NoResponseReason(err))
 }
 
 // tick is called every few seconds by the daemon loop: watchdog
 // heartbeat, STATUS=, health of the pool and of the folders, watcher
 // modes, reconnects.
-func (k *opsKit) tick(d *daemon) {
+func (k *opsKit) tick(d *Pipeline) {
 	k.beat.Beat()
 	if err := d.pool.Paused(); err != nil {
 		k.reportHealth("uploads", &uploader.AuthError{Err: err})
@@ -186,10 +183,10 @@ func (k *opsKit) tick(d *daemon) {
 	for folder, m := range d.watch.Modes() {
 		k.metrics.SetWatchMode(folder, m.Kind)
 	}
-	d.accountsMu.Lock()
+	d.accMu.Lock()
 	health := d.watch.FolderHealth()
 	var down []string
-	for _, f := range d.cfg.Folders { // not a folder a reload removed
+	for _, f := range d.config().Folders { // not a folder a reload removed
 		if err, ok := health[f.Name]; ok {
 			k.reportHealth("folder "+f.Name, folderReason(err))
 			k.metrics.SetFolderUp(f.Name, err == nil)
@@ -208,7 +205,7 @@ func (k *opsKit) tick(d *daemon) {
 			k.metrics.MailQuarantined(name)
 		}
 	}
-	d.accountsMu.Unlock()
+	d.accMu.Unlock()
 	status := fmt.Sprintf("%d uploaded, %d failed since start; %d in flight", k.done.uploaded.Load(), k.done.failed.Load(), d.pool.InFlight())
 	if err := d.pool.Paused(); err != nil {
 		status = "uploads paused: the API refuses the key; " + status
@@ -222,8 +219,15 @@ func (k *opsKit) tick(d *daemon) {
 	}
 }
 
+// mailboxUp sets cvfeed_mailbox_up for a mailbox (nil kit: no metrics).
+func (k *opsKit) mailboxUp(name string, up bool) {
+	if k != nil {
+		k.metrics.SetMailboxUp(name, up)
+	}
+}
+
 func (k *opsKit) reportHealth(name string, err error) {
-	if k.health != nil {
+	if k != nil && k.health != nil {
 		k.health.Report(name, err)
 	}
 }
@@ -240,43 +244,4 @@ func folderReason(err error) error {
 		return errors.New(down.Reason())
 	}
 	return err
-}
-
-// folderHealth is the Watch's OnHealth: a folder found up lets the pool
-// take its pending items, which acceptUp held back until then.
-func (d *daemon) folderHealth(_ string, err error) {
-	if err == nil {
-		d.store.Wake()
-	}
-}
-
-// acceptUp admits the items base admits, except those of a folder that is
-// down or not looked at yet: a file missing because its share did not
-// mount must not fail its upload; it waits until the folder is back.
-// Leases admit by source_id, so another source with the same source_id as
-// a down folder waits too.
-func (d *daemon) acceptUp(folders []config.Folder, base func(string) bool) func(string) bool {
-	byID := map[string][]string{}
-	for _, f := range folders {
-		byID[f.SourceID] = append(byID[f.SourceID], f.Name)
-	}
-	return func(id string) bool {
-		if !base(id) {
-			return false
-		}
-		names := byID[id]
-		if len(names) == 0 {
-			return true
-		}
-		if d.watch == nil {
-			return false
-		}
-		health := d.watch.FolderHealth()
-		for _, name := range names {
-			if err, ok := health[name]; !ok || err != nil {
-				return false
-			}
-		}
-		return true
-	}
 }
