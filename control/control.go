@@ -41,7 +41,8 @@ type Reader interface {
 }
 
 // FailedItem is one line of cvfeed failed. File is where the file is now
-// (in failed_dir once moved there; the spool for a mail attachment).
+// (in failed_dir once moved there; the spool for a mail attachment; for a
+// quarantined message, account/folder/UIDVALIDITY/UID).
 type FailedItem struct {
 	ID       string    `json:"id"`
 	Source   string    `json:"source"`
@@ -59,7 +60,13 @@ type Local struct{ *state.Store }
 func (l Local) Failed() ([]FailedItem, error) {
 	var out []FailedItem
 	err := l.Items(func(it state.Item) error {
-		out = append(out, FailedItem{ID: it.Key.String(), Source: it.Source, File: it.Path, Name: it.FileName,
+		file := it.Path
+		if file == "" {
+			// A quarantined message has no file: its origin names it
+			// (account/folder/UIDVALIDITY/UID).
+			file = it.Origin
+		}
+		out = append(out, FailedItem{ID: it.Key.String(), Source: it.Source, File: file, Name: it.FileName,
 			Attempts: it.Attempts, Error: it.LastError, Updated: it.Updated})
 		return nil
 	}, state.Failed)
