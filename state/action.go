@@ -102,13 +102,14 @@ func (s *Store) ActionDone(a Action, newPath string) error {
 		if err := tx.Bucket(bucketActions).Delete(actionKey(a.Key, a.Path)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketFiles).Delete(fileKey(a.SourceID, a.Path)); err != nil {
+		cd := newCodec(tx)
+		if err := cd.deleteFile(a.SourceID, a.Path); err != nil {
 			return err
 		}
 		if newPath == "" {
 			return nil
 		}
-		it, ok, err := getItem(tx, a.Key)
+		it, ok, err := cd.getItem(a.Key)
 		if err != nil || !ok || it.Path != a.Path {
 			return err
 		}
@@ -116,7 +117,7 @@ func (s *Store) ActionDone(a Action, newPath string) error {
 			it.Origin = it.Path // where HR put it, for people and templates
 		}
 		it.Path = newPath
-		return putItem(tx, &it)
+		return cd.putItem(&it)
 	})
 	if err != nil {
 		return fmt.Errorf("record the action on %s: %w", a.Path, err)

@@ -10,15 +10,20 @@
 //	  "schema"                        → uint32 schema version
 //	  "api"                           → the API the uploads go to (apibind.go)
 //	  "folderdev" 0x00 sourceID 0x00 path → 1 dev[8] mount root: a folder's file system (folders.go)
-//	claims
-//	  sourceID 0x00 sha256[32]        → item (binary, see record.go)
+//	sources                         a number per Riminder source id (schema 6, layout.go)
+//	  sourceID                        → no[2]
+//	dirs                              a number per directory, both ways (schema 6)
+//	  'd' dir (up to its last '/')    → no[4]
+//	  'n' no[4]                       → dir
+//	items                             the claims (schema 6; "claims" before)
+//	  srcno[2] sha256[32]             → item (binary, see record.go)
 //	queue                             pending items not handed to a worker
 //	  sourceID (sub-bucket)
 //	    due unix-nanos[8] sha256[32]  → empty
 //	leased                            items handed to a worker: maybe sent
 //	  sourceID 0x00 sha256[32]        → lease unix-nanos[8]
-//	files                             folder file identities
-//	  fnv64(sourceID)[8] abs path     → identity (dev, ino, size, mtime, sha256)
+//	idents                            folder file identities (schema 6; "files" before)
+//	  srcno[2] dirno[4] name          → identity (dev, ino, size, mtime, sha256)
 //	dups                              duplicates found, per source and UTC day (schema 4)
 //	  source name 0x00 YYYYMMDD       → uint64 (day 00000000: counted before schema 4)
 //	actions                           after-actions still to do (schema 2)
@@ -62,26 +67,25 @@ import (
 
 // SchemaVersion is the layout version this package reads and writes.
 // Version 2 added the actions bucket, version 3 the cursors and messages
-// buckets of mailbox sources, version 4 counts duplicates per day; Open
-// upgrades an older database.
-const SchemaVersion = 4
+// buckets of mailbox sources, version 4 counts duplicates per day,
+// version 6 numbers sources and directories and shrinks the records
+// (layout.go, migrate.go); Open upgrades an older database.
+const SchemaVersion = 6
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
 
 var (
 	bucketMeta     = []byte("meta")
-	bucketClaims   = []byte("claims")
 	bucketQueue    = []byte("queue")
 	bucketLeased   = []byte("leased")
-	bucketFiles    = []byte("files")
 	bucketDups     = []byte("dups")
 	bucketActions  = []byte("actions")
 	bucketCursors  = []byte("cursors")
 	bucketMessages = []byte("messages")
 	keySchema      = []byte("schema")
 
-	allBuckets = [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups, bucketActions, bucketCursors, bucketMessages}
+	allBuckets = [][]byte{bucketMeta, bucketItems, bucketQueue, bucketLeased, bucketIdents, bucketDups, bucketActions, bucketCursors, bucketMessages, bucketSources, bucketDirs}
 )
 
 // ErrLocked is returned by Open when another process holds the database.
@@ -359,6 +363,11 @@ func migrate(tx *bolt.Tx, from uint32) error {
 			if err := dups.Put(nk, kv[1]); err != nil {
 				return err
 			}
+		}
+	}
+	if from < 6 {
+		if err := migrate6(tx); err != nil {
+			return err
 		}
 	}
 	return tx.Bucket(bucketMeta).Put(keySchema, put32(SchemaVersion))
