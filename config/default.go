@@ -39,6 +39,7 @@ func defaultFolder() Folder {
 		Settle:         2 * time.Second,
 		Watch:          WatchAuto,
 		RescanInterval: 5 * time.Minute,
+		ForgetMissing:  72 * time.Hour,
 		AfterUpload:    afterKeep,
 		Include:        DefaultInclude(),
 		MaxSize:        100 << 20,

@@ -151,6 +151,7 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 	// splitting them.
 	files.FillPercent = identFill
 	dups := tx.Bucket(bucketDups)
+	missing := tx.Bucket(bucketMissing)
 	for i := range cands {
 		c := &cands[i]
 		key := Key{SourceID: c.SourceID, SHA256: c.SHA256}
@@ -170,6 +171,9 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 				}
 			}
 			if err := files.Put(fk, encodeFile(FileRecord{Identity: *c.Identity, SHA256: c.SHA256})); err != nil {
+				return nil, false, err
+			}
+			if err := missing.Delete(fk); err != nil { // it is there
 				return nil, false, err
 			}
 			if sameContent && exists {

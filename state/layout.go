@@ -307,5 +307,8 @@ func (c *codec) deleteFile(sourceID, path string) error {
 	if err != nil || !ok {
 		return err
 	}
+	if err := c.tx.Bucket(bucketMissing).Delete(fk); err != nil {
+		return err
+	}
 	return c.tx.Bucket(bucketIdents).Delete(fk)
 }

@@ -24,7 +24,7 @@ var (
 // item) is dropped; the file is hashed again on the next scan, which is
 // harmless: its content is claimed already.
 func migrate6(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketSources, bucketDirs, bucketItems, bucketIdents} {
+	for _, b := range [][]byte{bucketSources, bucketDirs, bucketItems, bucketIdents, bucketMissing} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

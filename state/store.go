@@ -24,6 +24,8 @@
 //	  sourceID 0x00 sha256[32]        → lease unix-nanos[8]
 //	idents                            folder file identities (schema 6; "files" before)
 //	  srcno[2] dirno[4] name          → identity (dev, ino, size, mtime, sha256)
+//	missing                           identities of files gone from their folder (schema 6, retain.go)
+//	  idents key                      → since unix-millis[8]
 //	dups                              duplicates found, per source and UTC day (schema 4)
 //	  source name 0x00 YYYYMMDD       → uint64 (day 00000000: counted before schema 4)
 //	actions                           after-actions still to do (schema 2)
@@ -85,7 +87,7 @@ var (
 	bucketMessages = []byte("messages")
 	keySchema      = []byte("schema")
 
-	allBuckets = [][]byte{bucketMeta, bucketItems, bucketQueue, bucketLeased, bucketIdents, bucketDups, bucketActions, bucketCursors, bucketMessages, bucketSources, bucketDirs}
+	allBuckets = [][]byte{bucketMeta, bucketItems, bucketQueue, bucketLeased, bucketIdents, bucketDups, bucketActions, bucketCursors, bucketMessages, bucketSources, bucketDirs, bucketMissing}
 )
 
 // ErrLocked is returned by Open when another process holds the database.
