@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -233,7 +234,8 @@ func (r *itemReader) id() string {
 // encodeItem is format 3: format, status, flags, then attempts, size,
 // created, updated-created, uploaded-updated, next-updated, received,
 // parse, parsed-updated, source, dir number (0: no path), name, origin,
-// file name ("" when the name's), last error, file id, profile id.
+// origin (a directory number when it is the path's name elsewhere), file
+// name ("" when the name's), last error, file id, profile id.
 func (c *codec) encodeItem(it *Item) ([]byte, error) {
 	dir, name := splitPath(it.Path)
 	fileName := it.FileName
@@ -266,7 +268,19 @@ func (c *codec) encodeItem(it *Item) ([]byte, error) {
 	b = appendStr(b, it.Source)
 	b = binary.AppendUvarint(b, uint64(dirNo))
 	b = appendStr(b, name)
-	b = appendStr(b, it.Origin)
+	// A moved file's origin is where HR put it: the same name in another
+	// directory, stored as that directory's number.
+	odir, oname := splitPath(it.Origin)
+	if it.Origin != "" && it.Path != "" && oname == name && strings.HasPrefix(it.Origin, "/") {
+		n, _, err := c.dir(odir, true)
+		if err != nil {
+			return nil, err
+		}
+		b = binary.AppendUvarint(b, uint64(n)<<1|1)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(it.Origin))<<1)
+		b = append(b, it.Origin...)
+	}
 	b = appendStr(b, fileName)
 	b = appendStr(b, it.LastError)
 	b = appendID(b, it.FileID)
@@ -343,7 +357,17 @@ func (c *codec) decodeItem(key Key, v []byte) (Item, error) {
 	it.Source = r.str()
 	dirNo := r.uvarint()
 	name := r.str()
-	it.Origin, it.FileName, it.LastError = r.str(), r.str(), r.str()
+	originDir := uint64(0)
+	if u := r.uvarint(); u&1 == 1 {
+		originDir = u >> 1
+	} else if n := u >> 1; n > uint64(len(r.b)) {
+		r.err = errors.New("truncated origin")
+		r.b = nil
+	} else {
+		it.Origin = string(r.b[:n])
+		r.b = r.b[n:]
+	}
+	it.FileName, it.LastError = r.str(), r.str()
 	it.FileID, it.ProfileID = r.id(), r.id()
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes too many", len(r.b))
@@ -360,6 +384,16 @@ func (c *codec) decodeItem(key Key, v []byte) (Item, error) {
 			return Item{}, fmt.Errorf("item %s: %w", key, err)
 		}
 		it.Path = dir + name
+	}
+	if originDir != 0 {
+		if originDir > 0xFFFFFFFF {
+			return Item{}, fmt.Errorf("item %s: directory number %d", key, originDir)
+		}
+		dir, err := c.dirOf(uint32(originDir))
+		if err != nil {
+			return Item{}, fmt.Errorf("item %s: %w", key, err)
+		}
+		it.Origin = dir + name
 	}
 	if it.FileName == "" && !it.isMessage() {
 		it.FileName = name

@@ -17,7 +17,7 @@ import (
 
 var (
 	stateSizeFiles = flag.Int("statesize.files", 100000, "BenchmarkStateSize: files to claim and upload (1000000 for the issue's figure)")
-	stateSizeMove  = flag.Bool("statesize.move", false, "BenchmarkStateSize: after_upload = move (each file has an after-action, done once uploaded), then compact")
+	stateSizeMove  = flag.Bool("statesize.move", false, "BenchmarkStateSize: after_upload = move (each file has an after-action, done once uploaded), then state compact")
 )
 
 // BenchmarkStateSize claims N files the way a backfill does (batches of
@@ -50,6 +50,18 @@ func BenchmarkStateSize(b *testing.B) {
 		}
 		fmt.Printf("state file: %d bytes, %.1f MiB, %d bytes per file\n", size, float64(size)/(1<<20), size/int64(n))
 		b.ReportMetric(float64(size)/float64(n), "B/file")
+		if *stateSizeMove {
+			path := s.Path()
+			s.Close()
+			before, after, err := Compact(path, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Printf("cvfeed state compact: file %d bytes before (%.1f MiB), %d after (%.2f MiB), %d bytes per file\n",
+				before, float64(before)/(1<<20), after, float64(after)/(1<<20), after/int64(n))
+			b.ReportMetric(float64(after)/float64(n), "B/file-compacted")
+			continue
+		}
 		s.Close()
 	}
 }

@@ -203,22 +203,35 @@ func Open(path string, opts *Options) (*Store, error) {
 // is about to take (bbolt's own flock on the same descriptor then succeeds
 // at once), and validates the file while no writer can change it.
 func (s *Store) openChecked(name string, flag int, perm os.FileMode, o *Options) (*os.File, error) {
-	f, err := os.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
 	how := syscall.LOCK_SH
 	if !o.ReadOnly {
 		how = syscall.LOCK_EX
 	}
-	if err := lockFile(f, how, o.LockTimeout); err != nil {
+	var (
+		f   *os.File
+		fi  os.FileInfo
+		err error
+	)
+	// A state compacted (or reset) while this process waited for the lock
+	// was renamed over: the file locked is then no longer the one at
+	// name, and the one at name is opened instead.
+	for try := 0; ; try++ {
+		if f, err = os.OpenFile(name, flag, perm); err != nil {
+			return nil, err
+		}
+		if err := lockFile(f, how, o.LockTimeout); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if fi, err = f.Stat(); err != nil {
+			f.Close()
+			return nil, err
+		}
+		now, serr := os.Stat(name)
+		if serr != nil || os.SameFile(fi, now) || try == 3 {
+			break
+		}
 		f.Close()
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
 	}
 	if fi.Size() == 0 {
 		if o.ReadOnly {
