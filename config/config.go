@@ -233,15 +233,29 @@ type Mailbox struct {
 	TrainingMetadata []TrainingMetadata
 }
 
-// OAuth2 is an XOAUTH2 login: a refresh token exchanged for access tokens
-// at TokenURL (golang.org/x/oauth2).
+// OAuth2 is an XOAUTH2 login: access tokens from the token endpoint at
+// TokenURL (golang.org/x/oauth2), by one of two grants. GrantRefreshToken
+// (the default; Google, or a delegated Microsoft 365 login) exchanges
+// RefreshToken, and keeps a rotated one in the state. GrantClientCredentials
+// (Microsoft 365's app-only access for daemons) authenticates the app itself,
+// with ClientSecret or with the certificate in Certificate.
 type OAuth2 struct {
+	Grant        string
 	TokenURL     string
 	ClientID     string
 	ClientSecret Secret
 	RefreshToken Secret
-	Scopes       []string
+	// Certificate is the PEM text of certificate_file (certificate and
+	// private key), client_credentials only; ParseClientCertificate reads it.
+	Certificate Secret
+	Scopes      []string
 }
+
+// Values of OAuth2.Grant.
+const (
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
 
 // Format implements fmt.Formatter so that the secrets print as the
 // placeholder whatever the verb. Without it, a verb such as %s on a

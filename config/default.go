@@ -12,6 +12,21 @@ const (
 	afterDelete = AfterDelete
 )
 
+// The defaults other packages fall back on for a zero value in their
+// options (a loaded config never holds one; tests and callers that build
+// options by hand may): defined here once, used by Default too.
+const (
+	DefaultWorkers        = 4
+	DefaultMaxAttempts    = 10
+	DefaultTimeout        = 2 * time.Minute
+	DefaultRetryInitial   = time.Second
+	DefaultRetryMax       = 5 * time.Minute
+	DefaultRescanInterval = 5 * time.Minute
+	// DefaultPoll is the poll period of a folder polled without a
+	// poll_interval (watch = "poll", a network file system, a fallback).
+	DefaultPoll = 10 * time.Second
+)
+
 // Default returns the configuration used for every key the file leaves
 // out. It has no folder and no mailbox; the defaults of a [[folder]] or
 // [[mailbox]] are applied to each one the file declares. API.URL is empty because the file must set it.
@@ -21,12 +36,12 @@ func Default() Config {
 		ShutdownTimeout: 30 * time.Second,
 		API: API{
 			Flavor:       flavorRiminder,
-			Workers:      4,
+			Workers:      DefaultWorkers,
 			RateLimit:    0,
-			MaxAttempts:  10,
-			Timeout:      2 * time.Minute,
-			RetryInitial: time.Second,
-			RetryMax:     5 * time.Minute,
+			MaxAttempts:  DefaultMaxAttempts,
+			Timeout:      DefaultTimeout,
+			RetryInitial: DefaultRetryInitial,
+			RetryMax:     DefaultRetryMax,
 		},
 	}
 }
@@ -38,7 +53,7 @@ func defaultFolder() Folder {
 		PollInterval:   0,
 		Settle:         2 * time.Second,
 		Watch:          WatchAuto,
-		RescanInterval: 5 * time.Minute,
+		RescanInterval: DefaultRescanInterval,
 		ForgetMissing:  72 * time.Hour,
 		AfterUpload:    afterKeep,
 		Include:        DefaultInclude(),

@@ -207,12 +207,44 @@ func (r *reader) oauth2(key string, raw *rawOAuth2) *OAuth2 {
 	if s, ok := r.required(key+".token_url", raw.TokenURL); ok {
 		o.TokenURL = r.tokenURL(key+".token_url", s)
 	}
+	o.Grant = GrantRefreshToken
+	if raw.Grant.set {
+		o.Grant, _ = r.enum(key+".grant", raw.Grant, GrantRefreshToken, GrantClientCredentials)
+	}
 	o.ClientID, _ = r.required(key+".client_id", raw.ClientID)
-	o.ClientSecret, _ = r.secret(key+".client_secret", raw.ClientSecret, key+".client_secret_file", raw.ClientSecretFile, "client secret")
-	var set bool
-	o.RefreshToken, set = r.secret(key+".refresh_token", raw.RefreshToken, key+".refresh_token_file", raw.RefreshTokenFile, "refresh token")
-	if !set {
-		r.probs.missing(key+".refresh_token", "required (or refresh_token_file)")
+	var secretSet bool
+	o.ClientSecret, secretSet = r.secret(key+".client_secret", raw.ClientSecret, key+".client_secret_file", raw.ClientSecretFile, "client secret")
+	switch o.Grant {
+	case GrantClientCredentials:
+		for _, k := range []struct {
+			name string
+			v    rawValue
+		}{{"refresh_token", raw.RefreshToken}, {"refresh_token_file", raw.RefreshTokenFile}} {
+			if k.v.set {
+				r.probs.addf(key+"."+k.name, "not used with grant = %q (the app logs in as itself): remove it", GrantClientCredentials)
+			}
+		}
+		certSet := raw.CertificateFile.set
+		switch {
+		case secretSet && certSet:
+			r.probs.addf(key+".certificate_file", "cannot be used with %s.client_secret: set only one", key)
+		case !secretSet && !certSet:
+			r.probs.missing(key+".client_secret", "required with grant = \"client_credentials\" (or client_secret_file, or certificate_file)")
+		case certSet:
+			o.Certificate = r.certificate(key+".certificate_file", raw.CertificateFile)
+		}
+		if !raw.Scopes.set {
+			r.probs.missing(key+".scopes", "required with grant = \"client_credentials\" (Microsoft 365: [\"https://outlook.office365.com/.default\"])")
+		}
+	case GrantRefreshToken:
+		if raw.CertificateFile.set {
+			r.probs.addf(key+".certificate_file", "only used with grant = %q", GrantClientCredentials)
+		}
+		var set bool
+		o.RefreshToken, set = r.secret(key+".refresh_token", raw.RefreshToken, key+".refresh_token_file", raw.RefreshTokenFile, "refresh token")
+		if !set {
+			r.probs.missing(key+".refresh_token", "required (or refresh_token_file)")
+		}
 	}
 	if list, ok := r.strList(key+".scopes", raw.Scopes); ok {
 		for i, s := range list {
@@ -231,6 +263,33 @@ func (r *reader) oauth2(key string, raw *rawOAuth2) *OAuth2 {
 		}
 	}
 	return o
+}
+
+// certificate reads certificate_file: a PEM file with the certificate and
+// private key of the app (not read when secrets are skipped).
+func (r *reader) certificate(key string, v rawValue) Secret {
+	if r.skipSecrets {
+		r.unread(key, v, true)
+		return ""
+	}
+	name, ok := r.str(key, v)
+	if !ok {
+		return ""
+	}
+	if name == "" {
+		r.probs.addf(key, "must not be empty")
+		return ""
+	}
+	data, err := r.keyFile(name)
+	if err != nil {
+		r.probs.add(key, err)
+		return ""
+	}
+	if _, err := ParseClientCertificate([]byte(data)); err != nil {
+		r.probs.addf(key, "%s: %v", name, err)
+		return ""
+	}
+	return Secret(data)
 }
 
 // tokenURL checks an OAuth2 token endpoint: https, or http for a loopback

@@ -108,12 +108,14 @@ type rawMailbox struct {
 }
 
 type rawOAuth2 struct {
+	Grant            rawValue `toml:"grant"`
 	TokenURL         rawValue `toml:"token_url"`
 	ClientID         rawValue `toml:"client_id"`
 	ClientSecret     rawValue `toml:"client_secret"`
 	ClientSecretFile rawValue `toml:"client_secret_file"`
 	RefreshToken     rawValue `toml:"refresh_token"`
 	RefreshTokenFile rawValue `toml:"refresh_token_file"`
+	CertificateFile  rawValue `toml:"certificate_file"`
 	Scopes           rawValue `toml:"scopes"`
 }
 

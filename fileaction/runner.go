@@ -27,7 +27,7 @@ import (
 type Store interface {
 	ActionsFor(k state.Key) ([]state.Action, error)
 	DueActions() ([]state.Action, error)
-	ActionDone(a state.Action, newPath string) error
+	ActionMoved(a state.Action, newPath string, id *state.Identity) error
 	LookupFile(sourceID, path string) (state.FileRecord, bool, error)
 }
 
@@ -174,7 +174,7 @@ func (r *Runner) do(a state.Action) {
 		return // not a folder of this config (a mailbox, or removed), or not there
 	}
 	log := r.log.With("source", a.Source, "file", a.Path)
-	newPath, err := r.act(f, a)
+	newPath, id, err := r.act(f, a)
 	switch {
 	case errors.Is(err, errChanged) && r.folderDown(f, a):
 		return // it went down meanwhile: the file is not gone
@@ -186,7 +186,7 @@ func (r *Runner) do(a state.Action) {
 		log.Error("after-action failed; will try again", "action", f.AfterUpload, "err", err)
 		return
 	}
-	if err := r.store.ActionDone(a, newPath); err != nil {
+	if err := r.store.ActionMoved(a, newPath, id); err != nil {
 		log.Error("cannot record the after-action", "err", err)
 	}
 }
@@ -199,16 +199,23 @@ var errChanged = errors.New("not the file that was uploaded")
 var errOutside = fmt.Errorf("it is not inside the folder: %w", confine.ErrOutside)
 
 // act moves or deletes the file and returns where it went ("" if
-// nowhere). It acts on the name found, inside the directory that holds it
-// (reached through the folder's root, never outside it): a symbolic link
-// is moved or deleted itself, never its target.
-func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
-	if f.AfterUpload == config.AfterKeep && (a.Item.Status == state.Uploaded || f.FailedDir == "") {
-		return "", nil
-	}
+// nowhere) and, for a file that stays known (a failed one, or one put back
+// into the folder), its identity there. It acts on the name found, inside
+// the directory that holds it (reached through the folder's root, never
+// outside it): a symbolic link is moved or deleted itself, never its
+// target.
+//
+// A file in failed_dir whose item a retry uploaded leaves it: for done_dir
+// (move), deleted (delete), or back where HR put it (keep); its error
+// note goes.
+func (r *Runner) act(f config.Folder, a state.Action) (string, *state.Identity, error) {
 	from, rel, ok := holder(f, a.Path)
+	retried := ok && a.Item.Status == state.Uploaded && f.FailedDir != "" && from.Path() == confine.New(f.FailedDir, from.Policy()).Path()
+	if f.AfterUpload == config.AfterKeep && (a.Item.Status == state.Uploaded && !retried || a.Item.Status == state.Failed && f.FailedDir == "") {
+		return "", nil, nil
+	}
 	if !ok {
-		return "", fmt.Errorf("%w (%s is under neither path, done_dir nor failed_dir)", errOutside, a.Path)
+		return "", nil, fmt.Errorf("%w (%s is under neither path, done_dir nor failed_dir)", errOutside, a.Path)
 	}
 	var to confine.Tree // where a move puts the file, at rel
 	switch {
@@ -216,6 +223,11 @@ func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 		to = confine.New(f.FailedDir, from.Policy())
 	case a.Item.Status == state.Uploaded && f.AfterUpload == config.AfterMove:
 		to = confine.New(f.DoneDir, from.Policy())
+	case retried && f.AfterUpload == config.AfterKeep:
+		to = confine.New(f.Path, from.Policy())
+	}
+	if retried {
+		defer r.removeNote(from, a.Path)
 	}
 	moving := to.Path() != ""
 	src, done, rec, err := r.unchanged(f, from, rel, a)
@@ -229,44 +241,103 @@ func (r *Runner) act(f config.Folder, a state.Action) (string, error) {
 				if a.Item.Status == state.Failed && !exists(to, moved+".error.txt") {
 					_ = writeErrorFile(to, moved, a, r.now())
 				}
-				return moved, nil
+				return moved, identityAt(to, moved), nil
 			}
 		}
-		return "", err
+		return "", nil, err
 	}
 	defer done()
 	if a.Item.Status == state.Failed {
 		if f.FailedDir == "" {
-			return "", nil // no failed_dir: the file stays where HR put it
+			return "", nil, nil // no failed_dir: the file stays where HR put it
 		}
 		dest := a.Path // failed again after a retry from failed_dir: it stays
 		if from.Path() != to.Path() {
 			if dest, err = moveNoClobber(src, to, rel, a.SHA256); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		}
 		if err := writeErrorFile(to, dest, a, r.now()); err != nil {
 			r.log.Warn("cannot write the error note", "file", dest, "err", err)
 		}
 		r.log.Warn("upload failed: file moved to failed_dir", "source", a.Source, "file", a.Path, "to", dest, "err", a.Item.LastError)
-		return dest, nil
+		if dest == a.Path {
+			return "", nil, nil
+		}
+		return dest, identityAt(to, dest), nil
 	}
-	switch f.AfterUpload {
-	case config.AfterMove:
+	switch {
+	case f.AfterUpload == config.AfterMove:
 		dest, err := moveNoClobber(src, to, rel, a.SHA256)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		r.log.Debug("moved to done_dir", "source", a.Source, "file", a.Path, "to", dest)
-		return dest, nil
-	case config.AfterDelete:
+		r.log.Info("moved to done_dir", "source", a.Source, "file", a.Path, "to", dest)
+		return dest, nil, nil
+	case f.AfterUpload == config.AfterDelete:
 		if err := src.dir.Remove(src.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", err
+			return "", nil, err
 		}
-		r.log.Debug("deleted after upload", "source", a.Source, "file", a.Path)
-		return "", nil
+		r.log.Info("deleted after upload", "source", a.Source, "file", a.Path)
+		return "", nil, nil
+	case retried: // keep: back where HR put it
+		dest, err := moveNoClobber(src, to, rel, a.SHA256)
+		if err != nil {
+			return "", nil, err
+		}
+		r.log.Info("uploaded after a retry: file moved back from failed_dir", "source", a.Source, "file", a.Path, "to", dest)
+		return dest, identityAt(to, dest), nil
 	}
-	return "", nil
+	return "", nil, nil
+}
+
+// removeNote removes the error note beside p (in failed_dir, the tree
+// t), once its file was uploaded after all.
+func (r *Runner) removeNote(t confine.Tree, p string) {
+	rel, err := t.Rel(p + ".error.txt")
+	if err != nil {
+		return
+	}
+	root, err := t.OpenRoot()
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	dir, name, err := root.Parent(rel)
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("cannot remove the error note", "file", p+".error.txt", "err", err)
+	}
+}
+
+// identityAt is the identity of the file p in the tree t, or nil.
+func identityAt(t confine.Tree, p string) *state.Identity {
+	rel, err := t.Rel(p)
+	if err != nil {
+		return nil
+	}
+	root, err := t.OpenRoot()
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	dir, name, err := root.Parent(rel)
+	if err != nil {
+		return nil
+	}
+	defer dir.Close()
+	fi, err := dir.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	dev, ino, ok := devIno(fi)
+	if !ok {
+		return nil
+	}
+	return &state.Identity{Dev: dev, Ino: ino, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 }
 
 // holder returns the tree of the folder (path, done_dir or failed_dir,

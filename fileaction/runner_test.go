@@ -123,8 +123,8 @@ func TestChangedFileIsLeftAlone(t *testing.T) {
 	e := newEnv(t, config.AfterDelete)
 	e.claim("a.pdf", "version 1")
 	e.settle(nil)
-	// HR saved a new version under the same name before the action ran.
-	time.Sleep(10 * time.Millisecond)
+	// HR saved a new version (another size) under the same name before
+	// the action ran.
 	os.WriteFile(filepath.Join(e.folder.Path, "a.pdf"), []byte("version 2!"), 0o644)
 	e.runner().Sweep()
 	if b, _ := os.ReadFile(filepath.Join(e.folder.Path, "a.pdf")); string(b) != "version 2!" {
@@ -219,3 +219,51 @@ func TestMoveRecordedAfterAStop(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+// TestRetriedLeavesFailedDir: a failed file in failed_dir that a retry
+// uploads goes on per policy (move: done_dir; keep: back to the folder;
+// delete: deleted) and its error note goes; a second failure rewrites the
+// note and keeps it there.
+func TestRetriedLeavesFailedDir(t *testing.T) {
+	for _, after := range []string{config.AfterMove, config.AfterKeep, config.AfterDelete} {
+		t.Run(after, func(t *testing.T) {
+			e := newEnv(t, after)
+			k := e.claim("team/cv.pdf", "a CV that fails first")
+			e.settle(map[state.Key]state.Outcome{k: state.Fail})
+			r := e.runner()
+			r.Sweep()
+			inFailed := filepath.Join(e.folder.FailedDir, "team", "cv.pdf")
+			if !fileExists(inFailed) || !fileExists(inFailed+".error.txt") {
+				t.Fatal("not in failed_dir with its note")
+			}
+			// Retried, failed again: it stays, the note is written anew.
+			os.Remove(inFailed + ".error.txt")
+			if n, err := e.store.RetryFailed(nil); n != 1 || err != nil {
+				t.Fatalf("RetryFailed = %d, %v", n, err)
+			}
+			e.settle(map[state.Key]state.Outcome{k: state.Fail})
+			r.Sweep()
+			if !fileExists(inFailed) || !fileExists(inFailed+".error.txt") {
+				t.Fatal("after a second failure: not in failed_dir with a new note")
+			}
+			// Retried, uploaded.
+			e.store.RetryFailed(nil)
+			e.settle(nil)
+			r.Sweep()
+			if fileExists(inFailed) || fileExists(inFailed+".error.txt") {
+				t.Errorf("uploaded after a retry: still in failed_dir (file %v, note %v)", fileExists(inFailed), fileExists(inFailed+".error.txt"))
+			}
+			want := map[string]string{config.AfterMove: filepath.Join(e.folder.DoneDir, "team", "cv.pdf"),
+				config.AfterKeep: filepath.Join(e.folder.Path, "team", "cv.pdf")}[after]
+			if want != "" && !fileExists(want) {
+				t.Errorf("uploaded after a retry: not at %s", want)
+			}
+			if it, _, _ := e.store.Get(k); want != "" && it.Path != want {
+				t.Errorf("item path = %q, want %q", it.Path, want)
+			}
+			if due, _ := e.store.DueActions(); len(due) != 0 {
+				t.Errorf("actions still due: %+v", due)
+			}
+		})
+	}
+}

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/mailpart"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -22,6 +24,10 @@ type Store interface {
 	SetMailCursor(account, mailbox string, c state.MailCursor) error
 	DueMessages(account string) ([]state.Message, error)
 	MessageDone(id state.MessageID) error
+	NoBinary(id state.MessageID) (bool, error)
+	SetNoBinary(id state.MessageID) error
+	RetriedMessages(account string) ([]state.MessageID, error)
+	ForgetMessage(id state.MessageID) error
 }
 
 // AccountOptions are an account's dependencies; zero values are defaults.
@@ -39,6 +45,9 @@ type AccountOptions struct {
 	Stats *Stats
 	// Backoff is the reconnect delay policy (zero: 1 s doubling to 5 min).
 	Backoff Backoff
+	// Tokens keeps the refresh tokens an OAuth2 endpoint rotates (the
+	// state); nil: a rotated token lives only as long as the process.
+	Tokens TokenStore
 	// WireLog, when set, receives the IMAP conversation with credentials
 	// redacted (LOGIN and AUTHENTICATE lines, SASL responses, literals of
 	// a login). A debugging aid, off by default: it shows mail contents.
@@ -54,7 +63,7 @@ type Account struct {
 	o      AccountOptions
 	log    *slog.Logger
 	stats  *Stats
-	policy Policy
+	policy mailpart.Policy
 	now    func() time.Time
 	// notify is signalled by Notify; mail by the server's EXISTS.
 	notify chan struct{}
@@ -62,6 +71,7 @@ type Account struct {
 
 	tokenOnce sync.Once
 	tokens    oauth2.TokenSource
+	tokensErr error
 
 	// failures counts, per message, the connections lost while reading it:
 	// the first makes it avoid BINARY, the second fetches it whole (a
@@ -74,6 +84,9 @@ type Account struct {
 	// fetched one by one, which isolates a poison message.
 	chunkFailures map[string]int
 	warnedExpunge bool
+	// progress counts the messages recorded (read or quarantined): a
+	// session that moved it earns the reconnect budget back.
+	progress atomic.Int64
 }
 
 // LoginError is a login the server refused (NO, AUTHENTICATIONFAILED) or
@@ -94,7 +107,7 @@ func (e *LoginError) Unwrap() error { return e.Err }
 func NewAccount(cfg config.Mailbox, store Store, o AccountOptions) *Account {
 	a := &Account{
 		cfg: cfg, store: store, o: o, log: o.Logger, stats: o.Stats, now: o.Now,
-		policy:        Policy{All: cfg.Accept == config.AcceptAll, MaxSize: cfg.MaxAttachmentSize},
+		policy:        mailpart.Policy{All: cfg.Accept == config.AcceptAll, MaxSize: cfg.MaxAttachmentSize},
 		notify:        make(chan struct{}, 1),
 		mail:          make(chan struct{}, 1),
 		failures:      map[state.MessageID]int{},
@@ -159,6 +172,9 @@ func (a *Account) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if isRetryNow(err) {
+			continue // dealt with: no backoff, not a reconnect
+		}
 		var le *LoginError
 		var pe *permanentError
 		switch {
@@ -191,9 +207,17 @@ func (a *Account) Run(ctx context.Context) error {
 func (a *Account) Backfill(ctx context.Context) error {
 	done := map[string]error{}
 	for attempt := 1; ; attempt++ {
+		before := a.progress.Load()
 		err := a.backfillSession(ctx, done)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if isRetryNow(err) {
+			attempt-- // dealt with: no backoff, nothing counted
+			continue
+		}
+		if a.progress.Load() > before {
+			attempt = 1 // the budget is for sessions that get nowhere
 		}
 		var le *LoginError
 		var pe *permanentError
@@ -221,15 +245,17 @@ func (a *Account) Backfill(ctx context.Context) error {
 	}
 }
 
-// maxBackfillAttempts bounds the connections a backfill opens.
+// maxBackfillAttempts bounds the connections in a row, without a message
+// read or quarantined in between, that a backfill opens.
 const maxBackfillAttempts = 6
 
-func (a *Account) backfillSession(ctx context.Context, done map[string]error) error {
+func (a *Account) backfillSession(ctx context.Context, done map[string]error) (err error) {
 	cn, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer cn.close()
+	defer func() { err = cn.explain(err) }()
 	for _, f := range a.cfg.Folders {
 		if _, ok := done[f]; ok {
 			continue

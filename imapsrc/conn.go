@@ -213,6 +213,8 @@ type countingConn struct {
 	n        *atomic.Int64
 	lastRead atomic.Int64
 	busy     atomic.Bool
+	// stalled: the watchdog closed the connection (see stallError).
+	stalled atomic.Bool
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
@@ -239,6 +241,7 @@ func watchStall(c *imapclient.Client, raw *countingConn) func() {
 				return
 			case <-t.C:
 				if raw.busy.Load() && time.Since(time.Unix(0, raw.lastRead.Load())) > stallTimeout {
+					raw.stalled.Store(true)
 					c.Close()
 					return
 				}
@@ -247,6 +250,26 @@ func watchStall(c *imapclient.Client, raw *countingConn) func() {
 	}()
 	var once atomicOnce
 	return func() { once.do(func() { close(done) }) }
+}
+
+// stallError is a connection cvfeed closed because the server sent
+// nothing for stallTimeout while a command waited: said so, rather than
+// the "unexpected EOF" the close causes.
+type stallError struct{ err error }
+
+func (e *stallError) Error() string {
+	return fmt.Sprintf("cvfeed closed the connection: the server sent nothing for %v while a command waited (%v)", stallTimeout, e.err)
+}
+
+func (e *stallError) Unwrap() error { return e.err }
+
+// explain turns an error of a connection the watchdog closed into a
+// *stallError.
+func (cn *conn) explain(err error) error {
+	if err != nil && cn.raw.stalled.Load() {
+		return &stallError{err: err}
+	}
+	return err
 }
 
 type atomicOnce struct{ done atomic.Bool }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/internal/dovecottest"
+	"github.com/cvfeed/cvfeed/mailpart"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -83,7 +84,7 @@ func TestDovecotBackfillFixtures(t *testing.T) {
 	for i, fx := range fxs {
 		uid := strconv.Itoa(i + 1)
 		var want []string
-		for _, e := range fx.ExpectedUploads {
+		for _, e := range fx.uploads() {
 			if e.Size > 0 {
 				want = append(want, e.SHA256+"/"+strconv.Itoa(int(e.Size)))
 			}
@@ -157,23 +158,35 @@ func TestDovecotBackfillFixtures(t *testing.T) {
 // policy takes, read locally.
 func cvDigests(t *testing.T, msg []byte) []string {
 	var out []string
-	err := ParseMessage(bytes.NewReader(msg), Policy{}, func(ref PartRef, r io.Reader) error {
-		br := bufio.NewReaderSize(r, HeadSize)
-		head, _ := br.Peek(HeadSize)
-		if ok, _ := (Policy{}).AcceptContent(ref, head); !ok {
-			return nil
-		}
-		b, err := io.ReadAll(br)
-		if err != nil {
-			return err
-		}
-		out = append(out, digests(b)[1])
-		return nil
+	err := mailpart.ParseMessage(bytes.NewReader(msg), mailpart.Policy{}, func(ref mailpart.PartRef, r io.Reader) error {
+		return cvDigest(t, ref, r, &out)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// cvDigest adds the digest of a part the default policy takes to out, and
+// those of the files inside a TNEF container.
+func cvDigest(t *testing.T, ref mailpart.PartRef, r io.Reader, out *[]string) error {
+	br := bufio.NewReaderSize(r, mailpart.HeadSize)
+	head, _ := br.Peek(mailpart.HeadSize)
+	if mailpart.IsTNEF(head) {
+		_, err := mailpart.UnpackTNEF(ref, br, t.TempDir(), 0, func(in mailpart.PartRef, r io.Reader) error {
+			return cvDigest(t, in, r, out)
+		})
+		return err
+	}
+	if ok, _ := (mailpart.Policy{}).AcceptContent(ref, head); !ok {
+		return nil
+	}
+	b, err := io.ReadAll(br)
+	if err != nil {
+		return err
+	}
+	*out = append(*out, digests(b)[1])
+	return nil
 }
 
 func TestDovecotDefaultPolicy(t *testing.T) {
@@ -273,15 +286,15 @@ func checkNames(t *testing.T, st *recStore, fxs []fixture) {
 	defer st.mu.Unlock()
 	for _, c := range st.claims {
 		parts := strings.Split(c.Origin, "/")
-		uid, section := parts[3], parts[4]
+		uid, section := parts[3], strings.Join(parts[4:], "/") // "2/tnef-1" inside a winmail.dat
 		n, _ := strconv.Atoi(uid)
 		fx := fxs[n-1]
 		if _, differs := dovecotDiffers[fx.File]; differs {
 			continue
 		}
-		for _, e := range fx.ExpectedUploads {
+		for _, e := range fx.uploads() {
 			if e.Part == section && e.name(fx.File) != "" {
-				if want := SafeName(e.name(fx.File), nil); c.FileName != want {
+				if want := mailpart.SafeName(e.name(fx.File), nil); c.FileName != want {
 					t.Errorf("%s part %s: file name %q, want %q", fx.File, section, c.FileName, want)
 				}
 			}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/cvfeed/cvfeed/mailpart"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -27,17 +29,20 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 	if err := os.MkdirAll(a.o.SpoolDir, 0o700); err != nil {
 		return claim, fmt.Errorf("spool: %w", err)
 	}
-	r := &msgReader{a: a, cn: cn, id: id, m: m, seen: map[[32]byte]bool{}}
-	var err error
-	if m.bs == nil || a.failureCount(id) >= 2 {
-		// No usable structure (or it broke the connection twice): the
+	noBinary, err := a.store.NoBinary(id)
+	if err != nil {
+		return claim, err
+	}
+	r := &msgReader{a: a, cn: cn, id: id, m: m, seen: map[[32]byte]bool{}, noBinary: noBinary}
+	if fails := a.failureCount(id); m.bs == nil || fails >= 2 {
+		// No usable structure (or reading it in parts failed twice): the
 		// whole message, parsed here.
-		a.log.Info("reading the whole message", "message", id.String(), "why", wholeWhy(m.bs))
+		a.log.Info("reading the whole message", "message", id.String(), "why", wholeWhy(m.bs, fails))
 		err = r.fetch(nil, false, func(body io.Reader) error {
-			return ParseMessage(body, a.policy, r.take)
+			return mailpart.ParseMessage(body, a.policy, r.take)
 		})
 	} else {
-		for _, ref := range SelectParts(m.bs, a.policy) {
+		for _, ref := range mailpart.SelectParts(m.bs, a.policy) {
 			if err = ctx.Err(); err != nil {
 				break
 			}
@@ -46,7 +51,7 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 				a.skip(id, ref, ref.Skip)
 			case ref.NeedsParse:
 				err = r.fetch(ref.Path, false, func(body io.Reader) error {
-					return ParsePart(ref, body, a.policy, r.take)
+					return mailpart.ParsePart(ref, body, a.policy, r.take)
 				})
 			default:
 				err = a.fetchPart(r, ref)
@@ -54,6 +59,9 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 			if err != nil {
 				break
 			}
+		}
+		if err == nil && len(r.parts) == 0 {
+			err = r.findUUBlocks()
 		}
 	}
 	if err != nil {
@@ -64,16 +72,53 @@ func (a *Account) readMessage(ctx context.Context, cn *conn, id state.MessageID,
 	return claim, nil
 }
 
-func wholeWhy(bs imap.BodyStructure) string {
-	if bs == nil {
+func wholeWhy(bs imap.BodyStructure, fails int) string {
+	switch {
+	case fails >= 2:
+		return fmt.Sprintf("reading it part by part failed %d times", fails)
+	case bs == nil:
 		return "the server gave no structure"
 	}
 	return "its structure could not be read"
 }
 
-func (a *Account) skip(id state.MessageID, ref PartRef, why string) {
+func (a *Account) skip(id state.MessageID, ref mailpart.PartRef, why string) {
 	a.stats.Skipped.Add(1)
-	a.log.Info("part not taken", "message", id.String(), "part", ref.Section, "file", SafeName(ref.Filename, nil), "why", why)
+	a.log.Info("part not taken", "message", id.String(), "part", ref.Section, "file", mailpart.SafeName(ref.Filename, nil), "why", why)
+}
+
+// maxUUScan is the largest text body searched for uuencoded files.
+const maxUUScan = 4 << 20
+
+// findUUBlocks names, at INFO, the uuencoded files in the text bodies of a
+// message that gave no CV: a CV an old mailer put in the text itself is
+// not taken, but it is seen. A server that refuses the fetch (NO) costs
+// nothing more than the search.
+func (r *msgReader) findUUBlocks() error {
+	for _, ref := range mailpart.TextBodies(r.m.bs) {
+		if ref.Size < 64 || ref.Size > maxUUScan {
+			continue
+		}
+		err := r.fetch(ref.Path, false, func(body io.Reader) error {
+			dec, err := mailpart.Decode(ref.Encoding, body)
+			if err != nil {
+				return nil
+			}
+			for _, name := range mailpart.FindUUBlocks(dec) {
+				ref.Filename = name
+				r.a.skip(r.id, ref, mailpart.SkipUUEncoded)
+			}
+			return nil
+		})
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // msgReader reads the parts of one message.
@@ -84,6 +129,9 @@ type msgReader struct {
 	m     meta
 	parts []state.Candidate
 	seen  map[[32]byte]bool
+	// noBinary: a BINARY fetch of this message failed once (noted in
+	// state): its parts are read with BODY.PEEK and decoded here.
+	noBinary bool
 }
 
 // Parts are judged on a small head before they are fetched whole: a
@@ -96,30 +144,16 @@ const (
 	smallPart = 8 << 10
 )
 
-// encodedLen is how many encoded bytes of a part hold n decoded bytes.
-func encodedLen(n int64, enc string) int64 {
-	switch normEncoding(enc) {
-	case "base64":
-		return n*78/57 + 160 // 76-character lines and CRLF, one extra line
-	case "quoted-printable":
-		return n * 3
-	}
-	if isUUEncode(enc) {
-		return n*62/45 + 200
-	}
-	return n
-}
-
 // fetchPart judges a part on its head and, if it is taken, fetches and
 // spools it. Under accept = ["all"] every non-empty part is taken: no head.
-func (a *Account) fetchPart(r *msgReader, ref PartRef) error {
+func (a *Account) fetchPart(r *msgReader, ref mailpart.PartRef) error {
 	if a.policy.All || ref.Size <= smallPart {
 		return r.fetch(ref.Path, r.binaryOK(ref), func(body io.Reader) error {
 			return r.take(r.binaryRef(ref), body)
 		})
 	}
 	var head []byte
-	for _, n := range []int64{headBytes, HeadSize} {
+	for _, n := range []int64{headBytes, mailpart.HeadSize} {
 		var err error
 		if head, err = r.head(ref, n); err != nil {
 			return err
@@ -128,7 +162,13 @@ func (a *Account) fetchPart(r *msgReader, ref PartRef) error {
 		if ok {
 			break
 		}
-		if n == HeadSize || !needsLongerHead(head) || encodedLen(n, ref.Encoding) >= ref.Size {
+		if mailpart.IsTNEF(head) {
+			// A winmail.dat: fetched whole, its files taken (take).
+			return r.fetch(ref.Path, r.binaryOK(ref), func(body io.Reader) error {
+				return r.take(r.binaryRef(ref), body)
+			})
+		}
+		if n == mailpart.HeadSize || !mailpart.NeedsLongerHead(head) || mailpart.EncodedLen(n, ref.Encoding) >= ref.Size {
 			a.skip(r.id, ref, why)
 			return nil
 		}
@@ -141,13 +181,14 @@ func (a *Account) fetchPart(r *msgReader, ref PartRef) error {
 
 // binaryOK says whether a part is fetched with BINARY (RFC 3516): the
 // server undoes base64, and 1.37 bytes per byte of CV become 1. Not for
-// a message whose fetch broke the connection (Dovecot disconnects on
-// base64 it cannot decode; BODY and the lenient decoder here read it).
-func (r *msgReader) binaryOK(ref PartRef) bool {
-	return normEncoding(ref.Encoding) == "base64" && r.cn.caps.Has(imap.CapBinary) && r.a.failureCount(r.id) == 0
+// a message whose BINARY fetch failed once (Dovecot disconnects on base64
+// it cannot decode; BODY and the lenient decoder here read it), nor for
+// one that broke the connection otherwise.
+func (r *msgReader) binaryOK(ref mailpart.PartRef) bool {
+	return mailpart.IsBase64(ref.Encoding) && r.cn.caps.Has(imap.CapBinary) && !r.noBinary && r.a.failureCount(r.id) == 0
 }
 
-func (r *msgReader) binaryRef(ref PartRef) PartRef {
+func (r *msgReader) binaryRef(ref mailpart.PartRef) mailpart.PartRef {
 	if r.binaryOK(ref) {
 		ref.Encoding = "binary"
 	}
@@ -156,12 +197,12 @@ func (r *msgReader) binaryRef(ref PartRef) PartRef {
 
 // head returns the first n decoded bytes of a part (fewer if it is
 // shorter), fetched with BODY.PEEK[section]<0.size>.
-func (r *msgReader) head(ref PartRef, n int64) ([]byte, error) {
+func (r *msgReader) head(ref mailpart.PartRef, n int64) ([]byte, error) {
 	var head []byte
 	err := r.fetchSection(&imap.FetchItemBodySection{Part: ref.Path, Peek: true,
-		Partial: &imap.SectionPartial{Offset: 0, Size: min(encodedLen(n, ref.Encoding), max(ref.Size, 1))}}, nil,
+		Partial: &imap.SectionPartial{Offset: 0, Size: min(mailpart.EncodedLen(n, ref.Encoding), max(ref.Size, 1))}}, nil,
 		func(body io.Reader) error {
-			dec, err := Decode(ref.Encoding, body)
+			dec, err := mailpart.Decode(ref.Encoding, body)
 			if err != nil {
 				return err
 			}
@@ -208,7 +249,9 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 			}
 			called = true
 			if lit == nil {
-				fnErr = fn(eofReader{})
+				// NIL: the message was expunged by another client
+				// meanwhile. Nothing to read, nothing lost.
+				r.a.log.Info("part gone while reading it (message expunged by another client?)", "message", r.id.String())
 				continue
 			}
 			src := &trapReader{r: lit}
@@ -224,7 +267,11 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 				// read the literal again to skip it, racing with its
 				// reader goroutine: drop the connection, not the command.
 				r.cn.c.Close()
-				return fmt.Errorf("fetch %s: %w", r.id, src.err)
+				err := fmt.Errorf("fetch %s: %w", r.id, src.err)
+				if bin != nil {
+					return r.binaryFailed(bin, err)
+				}
+				return err
 			}
 		}
 	}
@@ -233,10 +280,12 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 	switch {
 	case err != nil && bin != nil && errors.As(err, &ie):
 		// The server cannot decode this part (UNKNOWN-CTE): read it raw.
-		r.a.mu.Lock()
-		r.a.failures[r.id] = max(r.a.failures[r.id], 1)
-		r.a.mu.Unlock()
+		if err := r.binaryFailed(bin, err); err != nil {
+			return err
+		}
 		return r.fetchSection(&imap.FetchItemBodySection{Part: bin.Part, Peek: true}, nil, fn)
+	case err != nil && bin != nil && r.cn.c.State() == imap.ConnStateLogout:
+		return r.binaryFailed(bin, fmt.Errorf("fetch %s: %w", r.id, err))
 	case err != nil:
 		return fmt.Errorf("fetch %s: %w", r.id, err)
 	case fnErr != nil:
@@ -246,6 +295,36 @@ func (r *msgReader) fetchSection(body *imap.FetchItemBodySection, bin *imap.Fetc
 		r.a.log.Debug("message gone while reading it", "message", r.id.String())
 	}
 	return nil
+}
+
+// binaryFailed notes in state that the message is read without BINARY
+// from now on. On a connection still open it returns nil (the caller
+// reads the part with BODY.PEEK now); on a lost one a *retryNowError.
+func (r *msgReader) binaryFailed(bin *imap.FetchItemBinarySection, cause error) error {
+	r.noBinary = true
+	if err := r.a.store.SetNoBinary(r.id); err != nil {
+		return err
+	}
+	section := sectionString(bin.Part)
+	if r.cn.c.State() != imap.ConnStateLogout {
+		r.a.log.Info("the server cannot decode a part (BINARY refused): reading it encoded and decoding it here",
+			"message", r.id.String(), "part", section, "err", cause)
+		return nil
+	}
+	r.a.log.Info("the server dropped the connection on a BINARY fetch (its base64 is likely malformed): reconnecting at once to read it encoded and decode it here",
+		"message", r.id.String(), "part", section)
+	return &retryNowError{err: cause}
+}
+
+func sectionString(path []int) string {
+	s := ""
+	for i, n := range path {
+		if i > 0 {
+			s += "."
+		}
+		s += strconv.Itoa(n)
+	}
+	return s
 }
 
 // trapReader reads a literal and remembers a read error. A connection
@@ -272,31 +351,30 @@ func (t *trapReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
 // take judges a part on the first bytes of its stream, then spools it:
 // the visit function of ParseMessage and ParsePart, and the fetch of a
 // part without head.
-func (r *msgReader) take(ref PartRef, body io.Reader) error {
+func (r *msgReader) take(ref mailpart.PartRef, body io.Reader) error {
 	if ref.Skip != "" {
 		r.a.skip(r.id, ref, ref.Skip)
 		return nil
 	}
-	dec, err := Decode(ref.Encoding, body)
+	dec, err := mailpart.Decode(ref.Encoding, body)
 	if err != nil {
 		r.a.skip(r.id, ref, err.Error())
 		return nil
 	}
-	br := bufio.NewReaderSize(dec, HeadSize)
-	head, err := br.Peek(HeadSize)
+	br := bufio.NewReaderSize(dec, mailpart.HeadSize)
+	head, err := br.Peek(mailpart.HeadSize)
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		if errors.Is(err, ErrTooLarge) {
-			r.a.skip(r.id, ref, skipTooBig)
+		if errors.Is(err, mailpart.ErrTooLarge) {
+			r.a.skip(r.id, ref, mailpart.SkipTooBig)
 			return nil
 		}
 		return err
+	}
+	if mailpart.IsTNEF(head) {
+		return r.unpackTNEF(ref, br)
 	}
 	if ok, why := r.a.policy.AcceptContent(ref, head); !ok {
 		r.a.skip(r.id, ref, why)
@@ -305,22 +383,48 @@ func (r *msgReader) take(ref PartRef, body io.Reader) error {
 	return r.spool(ref, "binary", br, head)
 }
 
+// unpackTNEF takes the files inside a TNEF container (winmail.dat) by the
+// same rules as any part; the container itself is never uploaded. A
+// damaged container is a problem of that part only: what was found before
+// the damage is taken, the rest is logged.
+func (r *msgReader) unpackTNEF(ref mailpart.PartRef, body io.Reader) error {
+	if ref.InTNEF {
+		r.a.skip(r.id, ref, "TNEF container inside a TNEF container")
+		return nil
+	}
+	n, err := mailpart.UnpackTNEF(ref, body, r.a.o.SpoolDir, r.a.policy.MaxSize, r.take)
+	switch {
+	case errors.Is(err, mailpart.ErrTooLarge):
+		r.a.skip(r.id, ref, mailpart.SkipTooBig)
+	case errors.Is(err, mailpart.ErrBadTNEF):
+		r.a.skip(r.id, ref, fmt.Sprintf("damaged TNEF container (%v): %d file(s) before the damage read", err, n))
+	case err != nil:
+		return err
+	case n == 0:
+		r.a.log.Info("TNEF container holds no file (only the message's rich text)", "message", r.id.String(),
+			"part", ref.Section, "file", mailpart.SafeName(ref.Filename, nil))
+	default:
+		r.a.log.Debug("TNEF container unpacked", "message", r.id.String(), "part", ref.Section, "files", n)
+	}
+	return nil
+}
+
 // spool writes a taken part, whose transfer encoding enc is still to be
 // undone, to the spool and adds it to the claim.
-func (r *msgReader) spool(ref PartRef, enc string, body io.Reader, head []byte) error {
+func (r *msgReader) spool(ref mailpart.PartRef, enc string, body io.Reader, head []byte) error {
 	a := r.a
-	path, sha, size, err := Spool(a.o.SpoolDir, enc, body, a.policy.MaxSize)
+	path, sha, size, err := mailpart.Spool(a.o.SpoolDir, enc, body, a.policy.MaxSize)
 	switch {
-	case errors.Is(err, ErrTooLarge):
-		a.skip(r.id, ref, skipTooBig)
+	case errors.Is(err, mailpart.ErrTooLarge):
+		a.skip(r.id, ref, mailpart.SkipTooBig)
 		return nil
-	case errors.Is(err, ErrUnsupportedEncoding):
+	case errors.Is(err, mailpart.ErrUnsupportedEncoding):
 		a.skip(r.id, ref, err.Error())
 		return nil
 	case err != nil:
 		return err
 	case size == 0:
-		a.skip(r.id, ref, skipEmpty)
+		a.skip(r.id, ref, mailpart.SkipEmpty)
 		return nil
 	}
 	a.stats.PartBytes.Add(size)
@@ -334,7 +438,7 @@ func (r *msgReader) spool(ref PartRef, enc string, body io.Reader, head []byte) 
 		SHA256:   sha,
 		Path:     path,
 		Origin:   r.id.String() + "/" + ref.Section,
-		FileName: SafeName(ref.Filename, head),
+		FileName: mailpart.SafeName(ref.Filename, head),
 		Size:     size,
 		Received: received(r.m),
 	})

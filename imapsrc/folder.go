@@ -79,16 +79,18 @@ func (a *Account) syncFolder(ctx context.Context, cn *conn, folder string, backf
 	case !ok:
 		cur = state.MailCursor{UIDValidity: uv}
 	}
-	all, matched, err := a.searchNew(cn, cur.LastUID, since)
-	if err != nil {
+	b := &batch{a: a, start: time.Now()}
+	if err := a.readRetried(ctx, cn, folder, uv, b); err != nil {
+		if ferr := b.flush(); ferr != nil {
+			return ferr
+		}
 		return err
 	}
-	if len(all) == 0 {
-		return nil
+	all, matched, err := a.searchNew(cn, cur.LastUID, since)
+	if err == nil && len(all) > 0 {
+		a.log.Debug("reading new mail", "folder", folder, "messages", len(all), "after_uid", cur.LastUID)
+		err = a.readUIDs(ctx, cn, folder, uv, all, matched, since, b)
 	}
-	a.log.Debug("reading new mail", "folder", folder, "messages", len(all), "after_uid", cur.LastUID)
-	b := &batch{a: a, start: time.Now()}
-	err = a.readUIDs(ctx, cn, folder, uv, all, matched, since, b)
 	// What was read completely is recorded even when the rest failed:
 	// the cursor then stops before the first message not read.
 	if ferr := b.flush(); ferr != nil && err == nil {
@@ -172,13 +174,30 @@ func (a *Account) readUIDs(ctx context.Context, cn *conn, folder string, uv uint
 			}
 		}
 		metas, err := a.fetchMeta(cn, folder, uv, want)
-		if err != nil {
-			if cn.c.State() == imap.ConnStateLogout && len(want) > 1 {
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || !messageFault(cn, err):
+			return err
+		case len(want) > 1:
+			if cn.c.State() == imap.ConnStateLogout {
 				a.mu.Lock()
 				a.chunkFailures[chunkKey]++
 				a.mu.Unlock()
 			}
 			return err
+		default:
+			// The metadata of this one message cannot be read.
+			id := state.MessageID{Account: a.cfg.Name, Mailbox: folder, UIDValidity: uv, UID: uint32(want[0])}
+			if a.countFailure(id) < quarantineAfter {
+				return err
+			}
+			if qerr := a.quarantine(b, cn, id, nil, err); qerr != nil {
+				return qerr
+			}
+			if cn.c.State() == imap.ConnStateLogout {
+				return err // the cursor moves past it with the batch
+			}
+			continue
 		}
 		for _, u := range chunk {
 			id := state.MessageID{Account: a.cfg.Name, Mailbox: folder, UIDValidity: uv, UID: uint32(u)}
@@ -194,14 +213,21 @@ func (a *Account) readUIDs(ctx context.Context, cn *conn, folder string, uv uint
 				}
 				continue
 			}
-			claim, err := a.readMessage(ctx, cn, id, m, since)
-			if err != nil {
-				if cn.c.State() == imap.ConnStateLogout || ctx.Err() != nil {
-					a.mu.Lock()
-					a.failures[id]++
-					a.mu.Unlock()
-				}
+			claim, err := a.readOne(ctx, cn, id, m, since)
+			switch {
+			case err == nil:
+			case ctx.Err() != nil || isRetryNow(err) || !messageFault(cn, err):
 				return err
+			case a.failureCount(id) < quarantineAfter:
+				return err
+			default:
+				if qerr := a.quarantine(b, cn, id, &m, err); qerr != nil {
+					return qerr
+				}
+				if cn.c.State() == imap.ConnStateLogout {
+					return err
+				}
+				continue
 			}
 			if err := b.add(claim); err != nil {
 				return err
@@ -212,6 +238,23 @@ func (a *Account) readUIDs(ctx context.Context, cn *conn, folder string, uv uint
 	delete(a.chunkFailures, chunkKey)
 	a.mu.Unlock()
 	return nil
+}
+
+// readOne reads one message, again at once while the server refuses it
+// (NO) on a live connection, up to quarantineAfter failures in all. Each
+// failure of the message's doing is counted.
+func (a *Account) readOne(ctx context.Context, cn *conn, id state.MessageID, m meta, since time.Time) (state.MailClaim, error) {
+	for {
+		claim, err := a.readMessage(ctx, cn, id, m, since)
+		if err == nil || ctx.Err() != nil || isRetryNow(err) || !messageFault(cn, err) {
+			return claim, err
+		}
+		n := a.countFailure(id)
+		if n >= quarantineAfter || cn.c.State() == imap.ConnStateLogout {
+			return claim, err
+		}
+		a.log.Warn("the server refused a message; reading it again", "message", id.String(), "failures", n, "err", err)
+	}
 }
 
 // fetchMeta fetches the metadata of uids. A message whose metadata broke
@@ -233,11 +276,6 @@ func (a *Account) fetchMeta(cn *conn, folder string, uv uint32, uids []imap.UID)
 	defer cn.busy(false)
 	msgs, err := cn.c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
 	if err != nil {
-		if len(uids) == 1 && cn.c.State() == imap.ConnStateLogout {
-			a.mu.Lock()
-			a.failures[state.MessageID{Account: a.cfg.Name, Mailbox: folder, UIDValidity: uv, UID: uint32(uids[0])}]++
-			a.mu.Unlock()
-		}
 		return nil, fmt.Errorf("fetch the structure of %d messages: %w", len(uids), err)
 	}
 	for _, m := range msgs {
@@ -283,6 +321,7 @@ func (b *batch) flush() error {
 	if err != nil {
 		return err
 	}
+	a.progress.Add(int64(len(b.claims)))
 	for i, c := range b.claims {
 		a.stats.Messages.Add(1)
 		a.mu.Lock()

@@ -26,6 +26,7 @@ func (a *Account) session(ctx context.Context) (connected bool, err error) {
 		return false, err
 	}
 	defer cn.close()
+	defer func() { err = cn.explain(err) }()
 	stop := context.AfterFunc(ctx, func() { cn.c.Close() })
 	defer stop()
 	a.log.Info("mailbox connected", "address", a.cfg.Address, "folders", a.cfg.Folders)

@@ -25,6 +25,9 @@ type Stats struct {
 	// bytes read from IMAP connections (TLS included), the cost of it.
 	PartBytes atomic.Int64
 	BytesRead atomic.Int64
+	// Quarantined counts messages given up after repeated failures
+	// (listed by cvfeed failed).
+	Quarantined atomic.Int64
 	// Reconnects counts connections lost or refused and tried again.
 	Reconnects atomic.Int64
 	// Actions counts after-actions applied to messages.

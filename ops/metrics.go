@@ -52,6 +52,7 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	api         *prometheus.CounterVec
 	reconnects  *prometheus.CounterVec
+	quarantined *prometheus.CounterVec
 	watchMode   *prometheus.GaugeVec
 	folderUp    *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
@@ -89,6 +90,10 @@ func NewMetrics(version string, queue QueueFunc) *Metrics {
 			Name: "cvfeed_imap_reconnects_total",
 			Help: "IMAP connections opened again after a lost or failed one, by mailbox account.",
 		}, []string{"account"}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cvfeed_mail_quarantined_total",
+			Help: "Messages given up after repeated failures (listed by cvfeed failed), by mailbox account.",
+		}, []string{"account"}),
 		watchMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cvfeed_watcher_mode",
 			Help: "How each folder is watched: 1 for its current mode (events, poll), 0 for the others.",
@@ -120,7 +125,7 @@ func NewMetrics(version string, queue QueueFunc) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build, m.uploads, m.duration, m.retries, m.api, m.reconnects, m.watchMode, m.folderUp, m.lastSuccess,
+		build, m.uploads, m.duration, m.retries, m.api, m.reconnects, m.quarantined, m.watchMode, m.folderUp, m.lastSuccess,
 		m.mailboxUp, m.paused,
 	)
 	if queue != nil {
@@ -212,6 +217,15 @@ func (m *Metrics) IMAPReconnect(account string) {
 		return
 	}
 	m.reconnects.WithLabelValues(account).Inc()
+}
+
+// MailQuarantined records a message of a mailbox account given up after
+// repeated failures.
+func (m *Metrics) MailQuarantined(account string) {
+	if m == nil {
+		return
+	}
+	m.quarantined.WithLabelValues(account).Inc()
 }
 
 // SetWatchMode sets folder's current mode (ModeEvents, ModePoll): its

@@ -182,7 +182,7 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 			}
 		}
 		if c.Action {
-			if err := tx.Bucket(bucketActions).Put(actionKey(key, c.Path), []byte(c.Source)); err != nil {
+			if err := tx.Bucket(bucketActions).Put(actionKey(key, c.Path), actionValue(c.Source, false)); err != nil {
 				return nil, false, err
 			}
 		}

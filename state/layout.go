@@ -312,3 +312,17 @@ func (c *codec) deleteFile(sourceID, path string) error {
 	}
 	return c.tx.Bucket(bucketIdents).Delete(fk)
 }
+
+// putFile records a folder file's identity (and that it is there).
+func (c *codec) putFile(sourceID, path string, r FileRecord) error {
+	fk, _, err := c.fileKey(sourceID, path, true)
+	if err != nil {
+		return err
+	}
+	if err := c.tx.Bucket(bucketMissing).Delete(fk); err != nil {
+		return err
+	}
+	b := c.tx.Bucket(bucketIdents)
+	b.FillPercent = identFill
+	return b.Put(fk, encodeFile(r))
+}

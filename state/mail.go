@@ -122,6 +122,9 @@ type MailClaim struct {
 	// due once every part is uploaded; a message with no part is due at
 	// once.
 	Track bool
+	// Quarantine, when set, gives the message up: it is recorded as a
+	// failed item (no parts), and the cursor moves past it.
+	Quarantine *Quarantine
 }
 
 // ClaimMail records messages in one transaction: the claims of their
@@ -134,6 +137,7 @@ func (s *Store) ClaimMail(msgs []MailClaim) ([][]ClaimResult, error) {
 		cands = append(cands, m.Parts...)
 	}
 	out := make([][]ClaimResult, len(msgs))
+	now := s.now()
 	err := s.update(func(tx *bolt.Tx) error {
 		res, added, err := s.claimTx(tx, cands)
 		if err != nil {
@@ -152,6 +156,9 @@ func (s *Store) ClaimMail(msgs []MailClaim) ([][]ClaimResult, error) {
 			}
 			c.LastUID = max(c.LastUID, m.UID)
 			cursors[ck] = c
+			if err := s.quarantineTx(tx, m, now); err != nil {
+				return err
+			}
 			if !m.Track {
 				continue
 			}

@@ -22,6 +22,9 @@ func encodeItemV2(it *Item) []byte {
 	if it.MaybeSent {
 		flags |= flagMaybeSent
 	}
+	if it.Message {
+		flags |= flagMessage
+	}
 	b := []byte{2, byte(it.Status), flags}
 	b = binary.AppendUvarint(b, uint64(max(it.Attempts, 0)))
 	b = binary.AppendUvarint(b, uint64(max(it.Size, 0)))
@@ -48,8 +51,11 @@ func encodeFileV4(r FileRecord) []byte {
 	return append(b, r.SHA256[:]...)
 }
 
-// schema4 is what a state of schema 4 held, to write with the old layout.
+// schema4 is what a state of schema 4 (or 5) held, to write with the old
+// layout.
 type schema4 struct {
+	schema  uint32 // 4 when 0; 5 adds the mailnotes bucket
+	notes   map[MessageID][]byte
 	items   []Item
 	queued  []Key // due at their NextAttempt
 	leased  []Key
@@ -68,8 +74,17 @@ func writeSchema4(t *testing.T, path string, st schema4) {
 	}
 	defer db.Close()
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketClaimsV4, bucketQueue, bucketLeased, bucketFilesV4, bucketDups, bucketActions, bucketCursors, bucketMessages} {
+		buckets := [][]byte{bucketMeta, bucketClaimsV4, bucketQueue, bucketLeased, bucketFilesV4, bucketDups, bucketActions, bucketCursors, bucketMessages}
+		if st.schema >= 5 {
+			buckets = append(buckets, bucketMailNotes)
+		}
+		for _, b := range buckets {
 			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		for id, v := range st.notes {
+			if err := tx.Bucket(bucketMailNotes).Put(messageKey(id), v); err != nil {
 				return err
 			}
 		}
@@ -83,7 +98,7 @@ func writeSchema4(t *testing.T, path string, st schema4) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if err := meta.Put(keySchema, put32(4)); err != nil {
+		if err := meta.Put(keySchema, put32(max(st.schema, 4))); err != nil {
 			return err
 		}
 		if err := meta.Put(keyAPI, []byte("sandbox")); err != nil {
@@ -185,11 +200,11 @@ func TestMigrateFromSchema4(t *testing.T) {
 	// A mail item of another source, its spool file, and a message flag
 	// bit of a later cvfeed.
 	mail := Item{Key: Key{SourceID: other, SHA256: sum("mail")}, Source: "jobs", Status: Uploaded, Path: "/var/lib/cvfeed/spool/ab12", Origin: "jobs@x/INBOX/7/12/2",
-		FileName: "Lebenslauf.pdf", Size: 77, Created: ms(t0), Updated: ms(t0 + 1), UploadedAt: ms(t0 + 1), FileID: "not-hex", flags: flagMessage}
+		FileName: "Lebenslauf.pdf", Size: 77, Created: ms(t0), Updated: ms(t0 + 1), UploadedAt: ms(t0 + 1), FileID: "not-hex", flags: 4}
 	st.items = append(st.items, mail)
 	st.cursors = map[string]MailCursor{"jobs@x\x00INBOX": {UIDValidity: 7, LastUID: 12}}
 	st.dups = map[string]uint64{"inbox\x0020260901": 3, "jobs\x00" + noDay: 2}
-	st.extra = "mailnotes"
+	st.extra = "laterfeature"
 
 	p := filepath.Join(t.TempDir(), FileName)
 	writeSchema4(t, p, st)
@@ -283,4 +298,80 @@ func TestMigrateFromSchema4(t *testing.T) {
 		t.Fatalf("open the upgraded state read-only: %v", err)
 	}
 	r.Close()
+}
+
+// TestMigrateFromSchema5 opens a state written by schema 5's code (issue
+// 10: quarantined messages are failed items without a file, notes about
+// single messages in mailnotes) and finds them intact: listed as failed,
+// read without BINARY, and a retry has the message read again.
+func TestMigrateFromSchema5(t *testing.T) {
+	const mailSrc = "fedcba9876543210fedcba9876543210fedcba98"
+	ms := func(n int64) time.Time { return time.UnixMilli(n) }
+	t0 := int64(1790000000000)
+	poison := MessageID{Account: "jobs@x", Mailbox: "INBOX", UIDValidity: 7, UID: 13}
+	nobin := MessageID{Account: "jobs@x", Mailbox: "INBOX", UIDValidity: 7, UID: 14}
+	retried := MessageID{Account: "jobs@x", Mailbox: "Archive", UIDValidity: 9, UID: 2}
+	q := Item{Key: QuarantineKey(mailSrc, poison), Source: "jobs", Status: Failed, Attempts: 1, Message: true,
+		Origin: poison.String(), FileName: "Bewerbung (no attachment?)",
+		LastError: `message quarantined (subject "Bewerbung"): no MIME structure`, Created: ms(t0), Updated: ms(t0 + 5)}
+	file := Item{Key: Key{SourceID: src, SHA256: sum("cv")}, Source: "inbox", Status: Uploaded, Attempts: 1,
+		Path: "/srv/hr/cv.pdf", FileName: "cv.pdf", Size: 10, Created: ms(t0), Updated: ms(t0 + 1), UploadedAt: ms(t0 + 1), FileID: fmt.Sprintf("%040x", 1)}
+	st := schema4{
+		schema: 5,
+		items:  []Item{q, file},
+		files:  map[string]FileRecord{src + "\x00" + file.Path: {Identity: Identity{Dev: 1, Ino: 2, Size: 10, MTime: 3}, SHA256: file.SHA256}},
+		notes: map[MessageID][]byte{
+			poison:  append([]byte{noteQuarantined}, mailSrc...),
+			nobin:   append([]byte{noteNoBinary}, mailSrc...),
+			retried: append([]byte{noteRetry}, mailSrc...),
+		},
+		cursors: map[string]MailCursor{"jobs@x\x00INBOX": {UIDValidity: 7, LastUID: 14}},
+	}
+	p := filepath.Join(t.TempDir(), FileName)
+	writeSchema4(t, p, st)
+	s, err := Open(p, nil)
+	if err != nil {
+		t.Fatalf("open schema 5 state: %v", err)
+	}
+	defer s.Close()
+	for _, want := range st.items {
+		got, ok, err := s.Get(want.Key)
+		if err != nil || !ok {
+			t.Fatalf("item %s after the upgrade: %v, found %v", want.Key, err, ok)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("item after the upgrade:\n got %+v\nwant %+v", got, want)
+		}
+	}
+	if got, ok, err := s.LookupFile(src, file.Path); err != nil || !ok || got.SHA256 != file.SHA256 {
+		t.Errorf("LookupFile after the upgrade = %+v, %v, %v", got, ok, err)
+	}
+	if nb, err := s.NoBinary(nobin); err != nil || !nb {
+		t.Errorf("NoBinary(%s) after the upgrade = %v, %v; want true", nobin, nb, err)
+	}
+	if ids, err := s.RetriedMessages("jobs@x"); err != nil || len(ids) != 1 || ids[0] != retried {
+		t.Errorf("RetriedMessages after the upgrade = %v, %v; want [%s]", ids, err, retried)
+	}
+	if problems, err := s.Check(); err != nil || len(problems) != 0 {
+		t.Errorf("Check after the upgrade: %v, %q", err, problems)
+	}
+	counts, err := s.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := counts["jobs"]; c.Failed != 1 {
+		t.Errorf("counts of jobs after the upgrade = %+v; want the quarantined message failed", c)
+	}
+	// Retrying the quarantined message removes its item and has the
+	// mailbox read it again.
+	if n, err := s.RetryFailed([]Key{q.Key}); err != nil || n != 1 {
+		t.Fatalf("RetryFailed(quarantined) after the upgrade = %d, %v", n, err)
+	}
+	if _, ok, err := s.Get(q.Key); err != nil || ok {
+		t.Errorf("the quarantined item after its retry: found %v, %v; want gone", ok, err)
+	}
+	ids, err := s.RetriedMessages("jobs@x")
+	if err != nil || len(ids) != 2 {
+		t.Errorf("RetriedMessages after the retry = %v, %v; want %s and %s", ids, err, poison, retried)
+	}
 }

@@ -132,6 +132,13 @@ func (s *Store) RetryFailed(keys []Key) (int, error) {
 			if it.Status != Failed {
 				continue
 			}
+			if it.Message {
+				if err := retryMessageTx(tx, it); err != nil {
+					return err
+				}
+				n++
+				continue
+			}
 			it.Status = Pending
 			it.Attempts = 0
 			it.NextAttempt = now
@@ -140,6 +147,9 @@ func (s *Store) RetryFailed(keys []Key) (int, error) {
 				return err
 			}
 			if err := enqueue(tx, k, now); err != nil {
+				return err
+			}
+			if err := waitAnyOutcome(tx, k); err != nil {
 				return err
 			}
 			n++

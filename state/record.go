@@ -97,8 +97,12 @@ type Item struct {
 	// MaybeSent is set when the item was handed to a worker by a process
 	// that stopped before recording the outcome: the API may hold it.
 	MaybeSent bool
-	// flags keeps the record's flag bits other than MaybeSent (a bit a
-	// newer part of cvfeed sets survives a rewrite by this one).
+	// Message is set for a quarantined message (quarantine.go): a failed
+	// item with no file, Origin naming the message, FileName its subject.
+	// Retrying it has the mailbox source read the message again.
+	Message bool
+	// flags keeps the record's flag bits this package does not know (a
+	// bit a newer part of cvfeed sets survives a rewrite by this one).
 	flags byte
 	// Path is the file to upload (a folder file or a spool file).
 	Path string
@@ -239,7 +243,7 @@ func (r *itemReader) id() string {
 func (c *codec) encodeItem(it *Item) ([]byte, error) {
 	dir, name := splitPath(it.Path)
 	fileName := it.FileName
-	if fileName == name && !it.isMessage() {
+	if fileName == name && !it.Message {
 		fileName = ""
 	}
 	var dirNo uint32
@@ -251,9 +255,12 @@ func (c *codec) encodeItem(it *Item) ([]byte, error) {
 		dirNo = n
 	}
 	b := make([]byte, 0, 48+len(it.Source)+len(name)+len(it.Origin)+len(fileName)+len(it.LastError)+len(it.FileID)+len(it.ProfileID))
-	flags := it.flags &^ flagMaybeSent
+	flags := it.flags &^ (flagMaybeSent | flagMessage)
 	if it.MaybeSent {
 		flags |= flagMaybeSent
+	}
+	if it.Message {
+		flags |= flagMessage
 	}
 	b = append(b, itemFormat, byte(it.Status), flags)
 	b = binary.AppendUvarint(b, uint64(max(it.Attempts, 0)))
@@ -343,7 +350,7 @@ func (c *codec) decodeItem(key Key, v []byte) (Item, error) {
 	if len(v) < 3 || v[0] != itemFormat {
 		return Item{}, fmt.Errorf("item %s: unknown record format", key)
 	}
-	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, flags: v[2] &^ flagMaybeSent}
+	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, Message: v[2]&flagMessage != 0, flags: v[2] &^ (flagMaybeSent | flagMessage)}
 	r := &itemReader{b: v[3:]}
 	it.Attempts = int(r.uvarint())
 	it.Size = int64(r.uvarint())
@@ -395,7 +402,7 @@ func (c *codec) decodeItem(key Key, v []byte) (Item, error) {
 		}
 		it.Origin = dir + name
 	}
-	if it.FileName == "" && !it.isMessage() {
+	if it.FileName == "" && !it.Message {
 		it.FileName = name
 	}
 	return it, nil
@@ -412,7 +419,7 @@ func decodeItemV2(k, v []byte) (Item, error) {
 		return Item{}, fmt.Errorf("item %s: unknown record format", key)
 	}
 	format := v[0]
-	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, flags: v[2] &^ flagMaybeSent}
+	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, Message: v[2]&flagMessage != 0, flags: v[2] &^ (flagMaybeSent | flagMessage)}
 	r := &itemReader{b: v[3:]}
 	it.Attempts = int(r.uvarint())
 	it.Size = int64(r.uvarint())
@@ -435,7 +442,7 @@ func decodeItemV2(k, v []byte) (Item, error) {
 	if r.err != nil {
 		return Item{}, fmt.Errorf("item %s: %w", key, r.err)
 	}
-	if it.FileName == "" && !it.isMessage() {
+	if it.FileName == "" && !it.Message {
 		it.FileName = filepath.Base(it.Path)
 	}
 	return it, nil
@@ -520,7 +527,3 @@ func be64(b []byte) uint64 {
 	}
 	return binary.BigEndian.Uint64(b)
 }
-
-// isMessage reports the flag of an item that stands for a mail message
-// rather than a file (it has no path, its file name is not a path's).
-func (it *Item) isMessage() bool { return it.flags&flagMessage != 0 }

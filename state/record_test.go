@@ -33,7 +33,7 @@ func TestItemRoundTrip(t *testing.T) {
 			Created: ms(1), Updated: ms(2), UploadedAt: ms(3), Parse: Parsed, ProfileID: "p123", ParsedAt: ms(4)},
 		{Key: Key{SourceID: src, SHA256: sum("c")}, Status: Failed, Path: "", FileName: "."},
 		{Key: Key{SourceID: src, SHA256: sum("d")}, Status: Pending, Path: "relative.pdf", FileName: "other name.pdf", FileID: "ABCDEF", ProfileID: "abc",
-			Created: ms(1700000000000), Updated: ms(1699999999000), NextAttempt: ms(1800000000000), flags: flagMessage},
+			Created: ms(1700000000000), Updated: ms(1699999999000), NextAttempt: ms(1800000000000), Message: true, flags: 4},
 		{Key: Key{SourceID: "other", SHA256: sum("e")}, Status: Uploaded, Path: "/a.pdf", FileName: "a.pdf", Created: ms(5), Updated: ms(5), UploadedAt: ms(5)},
 	} {
 		withCodec(t, func(cd *codec) {

@@ -29,11 +29,13 @@
 //	dups                              duplicates found, per source and UTC day (schema 4)
 //	  source name 0x00 YYYYMMDD       → uint64 (day 00000000: counted before schema 4)
 //	actions                           after-actions still to do (schema 2)
-//	  sourceID 0x00 sha256[32] path   → source name
+//	  sourceID 0x00 sha256[32] path   → source name [0x00 'U': waits for an upload only]
 //	cursors                           how far each mail folder was read (schema 3)
 //	  account 0x00 mailbox            → uidvalidity[4] last uid[4]
 //	messages                          messages waiting for their after-action (schema 3)
 //	  account 0x00 mailbox 0x00 uidvalidity[4] uid[4] → (len[1] sourceID sha256[32])*
+//	mailnotes                         single messages: no BINARY, quarantined, retried (schema 5, quarantine.go)
+//	  account 0x00 mailbox 0x00 uidvalidity[4] uid[4] → flags[1] sourceID
 //
 // An item is in exactly one of: the queue (pending, waiting for its due
 // time), leased (pending, handed to a worker), or neither (uploaded or
@@ -70,24 +72,26 @@ import (
 // SchemaVersion is the layout version this package reads and writes.
 // Version 2 added the actions bucket, version 3 the cursors and messages
 // buckets of mailbox sources, version 4 counts duplicates per day,
-// version 6 numbers sources and directories and shrinks the records
-// (layout.go, migrate.go); Open upgrades an older database.
+// version 5 added the mailnotes bucket, version 6 numbers sources and
+// directories and shrinks the records (layout.go, migrate.go); Open
+// upgrades an older database.
 const SchemaVersion = 6
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
 
 var (
-	bucketMeta     = []byte("meta")
-	bucketQueue    = []byte("queue")
-	bucketLeased   = []byte("leased")
-	bucketDups     = []byte("dups")
-	bucketActions  = []byte("actions")
-	bucketCursors  = []byte("cursors")
-	bucketMessages = []byte("messages")
-	keySchema      = []byte("schema")
+	bucketMeta      = []byte("meta")
+	bucketQueue     = []byte("queue")
+	bucketLeased    = []byte("leased")
+	bucketDups      = []byte("dups")
+	bucketActions   = []byte("actions")
+	bucketCursors   = []byte("cursors")
+	bucketMessages  = []byte("messages")
+	bucketMailNotes = []byte("mailnotes")
+	keySchema       = []byte("schema")
 
-	allBuckets = [][]byte{bucketMeta, bucketItems, bucketQueue, bucketLeased, bucketIdents, bucketDups, bucketActions, bucketCursors, bucketMessages, bucketSources, bucketDirs, bucketMissing}
+	allBuckets = [][]byte{bucketMeta, bucketItems, bucketQueue, bucketLeased, bucketIdents, bucketDups, bucketActions, bucketCursors, bucketMessages, bucketMailNotes, bucketSources, bucketDirs, bucketMissing}
 )
 
 // ErrLocked is returned by Open when another process holds the database.
@@ -352,8 +356,8 @@ func migrate(tx *bolt.Tx, from uint32) error {
 	if from < 1 {
 		return fmt.Errorf("unknown schema version %d", from)
 	}
-	for _, b := range [][]byte{bucketActions, bucketCursors, bucketMessages} {
-		// Versions 2 and 3 only added buckets.
+	for _, b := range [][]byte{bucketActions, bucketCursors, bucketMessages, bucketMailNotes} {
+		// Versions 2, 3 and 5 only added buckets.
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package uploader
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/cvfeed/cvfeed/config"
 )
 
 // Backoff is the retry delay policy: exponential from Initial, doubling per
@@ -16,13 +18,15 @@ type Backoff struct {
 }
 
 // DefaultBackoff is 1s, 2s, 4s … capped at 5 minutes.
-func DefaultBackoff() Backoff { return Backoff{Initial: time.Second, Max: 5 * time.Minute} }
+func DefaultBackoff() Backoff {
+	return Backoff{Initial: config.DefaultRetryInitial, Max: config.DefaultRetryMax}
+}
 
 // Delay returns the wait before attempt n+1 after n failed attempts (n ≥ 1),
 // never shorter than retryAfter (the server's Retry-After).
 func (b Backoff) Delay(n int, retryAfter time.Duration) time.Duration {
 	if b.Initial <= 0 {
-		b.Initial = time.Second
+		b.Initial = config.DefaultRetryInitial
 	}
 	if b.Max < b.Initial {
 		b.Max = b.Initial

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/internal/fileio"
 	"github.com/cvfeed/cvfeed/internal/termsafe"
 )
@@ -134,10 +135,10 @@ func (c *conn) init(o connOptions) error {
 		return errors.New("api key is empty")
 	}
 	if o.timeout <= 0 {
-		o.timeout = 2 * time.Minute
+		o.timeout = config.DefaultTimeout
 	}
 	if o.maxConns <= 0 {
-		o.maxConns = 4
+		o.maxConns = config.DefaultWorkers
 	}
 	if o.agent == "" {
 		o.agent = "cvfeed"

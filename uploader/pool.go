@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/cvfeed/cvfeed/config"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -99,21 +100,17 @@ type Pool struct {
 	limiter *rate.Limiter
 	read    atomic.Bool
 
-	mu        sync.Mutex
-	authErr   error // first auth failure (StopOnAuth) or the current pause
-	paused    bool
-	resume    chan struct{}
-	probeDone chan struct{}
-	inFlight  atomic.Int64
+	gate     *authGate
+	inFlight atomic.Int64
 }
 
 // NewPool returns a pool. It does no I/O.
 func NewPool(cfg PoolConfig, store Store, api API) *Pool {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = config.DefaultWorkers
 	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 10
+		cfg.MaxAttempts = config.DefaultMaxAttempts
 	}
 	if cfg.Backoff.Initial <= 0 {
 		cfg.Backoff = DefaultBackoff()
@@ -131,31 +128,59 @@ func NewPool(cfg PoolConfig, store Store, api API) *Pool {
 	if cfg.RateLimit > 0 {
 		lim = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
 	}
-	p := &Pool{cfg: cfg, store: store, log: cfg.Logger, limiter: lim, resume: make(chan struct{}, 1), probeDone: make(chan struct{}, 1)}
-	p.dyn.Store(&dynamic{api: api, accept: cfg.Accept, metadata: cfg.Metadata})
+	p := &Pool{cfg: cfg, store: store, log: cfg.Logger, limiter: lim, gate: newAuthGate(cfg.StopOnAuth, cfg.AuthRetry, cfg.Logger)}
+	p.dyn.Store(&dynamic{api: api, accept: cfg.Accept, metadata: cfg.Metadata,
+		maxAttempts: cfg.MaxAttempts, backoff: cfg.Backoff, grace: cfg.Grace})
 	p.read.Store(cfg.ReadAccess)
 	return p
 }
 
 // dynamic holds the settings Reconfigure swaps.
 type dynamic struct {
-	api      API
-	accept   func(sourceID string) bool
-	metadata func(it state.Item) ([]byte, error)
+	api         API
+	accept      func(sourceID string) bool
+	metadata    func(it state.Item) ([]byte, error)
+	maxAttempts int
+	backoff     Backoff
+	grace       time.Duration
+}
+
+// Settings are what a reload changes while the pool runs. Zero values
+// mean the defaults noted in PoolConfig, as in NewPool. Workers is not
+// here: the number of workers changes only with a restart.
+type Settings struct {
+	API         API
+	Accept      func(sourceID string) bool
+	Metadata    func(it state.Item) ([]byte, error)
+	RateLimit   float64
+	ReadAccess  bool
+	MaxAttempts int
+	Backoff     Backoff
+	// Grace is for the stops that begin after the call.
+	Grace time.Duration
 }
 
 // Reconfigure applies a reloaded config while the pool runs: the API
 // client (a new key or URL), the sources admitted, the training metadata,
-// the rate limit and whether the key may read. A pause for a refused key
-// ends at once, so the new key is tried now rather than in a minute.
-func (p *Pool) Reconfigure(api API, accept func(sourceID string) bool, metadata func(state.Item) ([]byte, error), rateLimit float64, readAccess bool) {
-	p.dyn.Store(&dynamic{api: api, accept: accept, metadata: metadata})
-	if rateLimit > 0 {
-		p.limiter.SetLimit(rate.Limit(rateLimit))
+// the rate limit, whether the key may read, the attempts before an item
+// fails, the backoff and the grace of the next stop. Items already waiting
+// for a retry keep the due time they were given. A pause for a refused
+// key ends at once, so the new key is tried now rather than in a minute.
+func (p *Pool) Reconfigure(s Settings) {
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = config.DefaultMaxAttempts
+	}
+	if s.Backoff.Initial <= 0 {
+		s.Backoff = DefaultBackoff()
+	}
+	p.dyn.Store(&dynamic{api: s.API, accept: s.Accept, metadata: s.Metadata,
+		maxAttempts: s.MaxAttempts, backoff: s.Backoff, grace: s.Grace})
+	if s.RateLimit > 0 {
+		p.limiter.SetLimit(rate.Limit(s.RateLimit))
 	} else {
 		p.limiter.SetLimit(rate.Inf)
 	}
-	p.read.Store(readAccess)
+	p.read.Store(s.ReadAccess)
 	p.Resume()
 }
 
@@ -176,11 +201,12 @@ func (p *Pool) Run(ctx context.Context) error {
 	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReq()
 	stop := context.AfterFunc(ctx, func() {
-		if p.cfg.Grace <= 0 {
+		grace := p.dyn.Load().grace
+		if grace <= 0 {
 			cancelReq()
 			return
 		}
-		t := time.AfterFunc(p.cfg.Grace, cancelReq)
+		t := time.AfterFunc(grace, cancelReq)
 		context.AfterFunc(reqCtx, func() { t.Stop() })
 	})
 	defer stop()
@@ -196,7 +222,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	for range p.cfg.Workers {
 		workers.Go(func() error {
 			for j := range jobs {
-				if p.holding(j.probe) {
+				if p.gate.holding(j.probe) {
 					// The key was refused after this job was handed
 					// over: send nothing more.
 					results <- state.Result{Key: j.it.Key, Outcome: state.Release, MaybeSent: j.it.MaybeSent}
@@ -206,10 +232,10 @@ func (p *Pool) Run(ctx context.Context) error {
 				r, auth := p.process(reqCtx, j.it)
 				took.Store(j.it.Key, time.Since(start))
 				if auth != nil {
-					p.authFailed(auth)
+					p.gate.refused(auth)
 				}
 				if j.probe {
-					p.probed(auth != nil)
+					p.gate.probed(auth != nil)
 				}
 				results <- r
 			}
@@ -234,10 +260,8 @@ func (p *Pool) Run(ctx context.Context) error {
 	if dispatchErr != nil {
 		return dispatchErr
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cfg.StopOnAuth && p.authErr != nil {
-		return &AuthError{Err: p.authErr}
+	if err := p.gate.stoppedErr(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -261,7 +285,7 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := p.authGate(ctx, stop); err != nil {
+		if err := p.gate.wait(ctx, stop); err != nil {
 			return nil
 		}
 		if len(buf) == 0 {
@@ -282,7 +306,7 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 			}
 		}
 		j := job{it: buf[0]}
-		if p.pausedNow() {
+		if p.gate.pausedNow() {
 			j.probe = true
 		}
 		select {
@@ -290,7 +314,7 @@ func (p *Pool) dispatch(ctx context.Context, jobs chan<- job, results chan<- sta
 			buf = buf[1:]
 			if j.probe {
 				// One upload at a time while the key is refused.
-				if err := p.waitProbe(ctx); err != nil {
+				if err := p.gate.waitProbe(ctx); err != nil {
 					return nil
 				}
 			}

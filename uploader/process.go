@@ -156,13 +156,14 @@ func (p *Pool) retry(log logger, it state.Item, res state.Result, counted, maybe
 		n++
 		res.Attempted = true
 	}
-	if counted && n >= p.cfg.MaxAttempts {
+	dyn := p.dyn.Load()
+	if counted && n >= dyn.maxAttempts {
 		return p.fail(log, it, res, true, fmt.Errorf("giving up after %d attempts: %w", n, err))
 	}
 	res.Outcome = state.Retry
 	res.Err = err.Error()
 	res.MaybeSent = maybeSent
-	delay := p.cfg.Backoff.Delay(max(n, 1), after)
+	delay := dyn.backoff.Delay(max(n, 1), after)
 	res.Next = p.cfg.Now().Add(delay)
 	log.Warn("upload failed, will retry", "err", err, "attempt", n, "retry_in", delay.Round(time.Millisecond))
 	return res

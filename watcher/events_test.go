@@ -220,12 +220,12 @@ func TestChooseMode(t *testing.T) {
 		want   Mode
 		period time.Duration
 	}{
-		{config.WatchAuto, 0, 0xEF53, Mode{ModeEvents, "local file system"}, defaultPoll},
-		{config.WatchAuto, 0, 0x6969, Mode{ModePoll, "network file system (nfs)"}, defaultPoll},
+		{config.WatchAuto, 0, 0xEF53, Mode{ModeEvents, "local file system"}, config.DefaultPoll},
+		{config.WatchAuto, 0, 0x6969, Mode{ModePoll, "network file system (nfs)"}, config.DefaultPoll},
 		{config.WatchAuto, time.Minute, 0x6969, Mode{ModePoll, "poll_interval set"}, time.Minute},
 		{config.WatchAuto, time.Second, 0xEF53, Mode{ModePoll, "poll_interval set"}, time.Second},
-		{config.WatchPoll, 0, 0xEF53, Mode{ModePoll, `watch = "poll"`}, defaultPoll},
-		{config.WatchEvents, 0, 0x6969, Mode{ModeEvents, `watch = "events"`}, defaultPoll},
+		{config.WatchPoll, 0, 0xEF53, Mode{ModePoll, `watch = "poll"`}, config.DefaultPoll},
+		{config.WatchEvents, 0, 0x6969, Mode{ModeEvents, `watch = "events"`}, config.DefaultPoll},
 	} {
 		magic = tc.magic
 		f := config.Folder{Path: "/x", Watch: tc.watch, PollInterval: tc.poll}

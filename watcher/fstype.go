@@ -8,10 +8,6 @@ import (
 	"github.com/cvfeed/cvfeed/config"
 )
 
-// defaultPoll is the poll period when polling was chosen without a
-// poll_interval (watch = "poll", a network file system, a fallback).
-const defaultPoll = 10 * time.Second
-
 // networkMagic maps the statfs f_type of file systems whose changes inotify
 // does not see when they are made by another machine (or, for FUSE, by the
 // daemon behind the mount) to a name for the logs. Values from
@@ -56,7 +52,7 @@ var fsTypeOf = func(path string) (int64, error) {
 func chooseMode(f *config.Folder) (Mode, time.Duration) {
 	period := f.PollInterval
 	if period <= 0 {
-		period = defaultPoll
+		period = config.DefaultPoll
 	}
 	switch {
 	case f.Watch == config.WatchPoll:

@@ -33,6 +33,7 @@ type handover struct {
 	// the time the first waits.
 	batch int
 	flush time.Duration
+	skips skipLog
 }
 
 // file is a regular file found by a walk, an event or a poll.
@@ -233,9 +234,12 @@ func (h *handover) unreadable(f file, err error) {
 	h.log.Error("cannot read file; skipped", "source", f.folder.Name, "file", f.abs, "err", err)
 }
 
+// skip counts a file not taken and logs it, once per file and reason.
 func (h *handover) skip(f file, why Skip) {
 	h.stats.Skipped.Add(1)
-	h.log.Debug("skipped", "source", f.folder.Name, "file", f.abs, "reason", string(why))
+	if h.skips.add(f.abs, why) {
+		h.log.Info("skipped", "source", f.folder.Name, "file", f.abs, "reason", string(why))
+	}
 }
 
 // identityOf is what makes a file "the same" for a rescan.

@@ -368,7 +368,10 @@ func TestWatchFolderDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the folder up again", isUp)
-	waitFor(t, 5*time.Second, "bob.pdf taken", func() bool { return len(items(t, st, dir)) == 2 })
+	// The counts follow the claim's commit: wait for both.
+	waitFor(t, 5*time.Second, "bob.pdf taken and counted", func() bool {
+		return len(items(t, st, dir)) == 2 && w.Stats().Snapshot().New == 2
+	})
 	if c := w.Stats().Snapshot(); c.New != 2 || c.Duplicates != 0 {
 		t.Errorf("new %d, duplicates %d; want 2, 0", c.New, c.Duplicates)
 	}

@@ -14,9 +14,6 @@ import (
 	"github.com/cvfeed/cvfeed/internal/confine"
 )
 
-// defaultRescan is the reconcile period when the folder sets none.
-const defaultRescan = 5 * time.Minute
-
 // source is one folder of the daemon. One goroutine (loop) owns its
 // settler and takes events, walk results and timers; another (walks) lists
 // the tree; files found complete go to the Watch's shared hashers.
@@ -94,7 +91,7 @@ func (s *source) rescanEvery() time.Duration {
 	if s.f.RescanInterval > 0 {
 		return s.f.RescanInterval
 	}
-	return defaultRescan
+	return config.DefaultRescanInterval
 }
 
 // loop runs one mode until ctx is done (nil) or events mode fails.

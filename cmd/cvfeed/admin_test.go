@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cvfeed/cvfeed/uploader"
 )
 
 // evilName is a file name that, printed raw, clears the screen and forges
@@ -232,40 +228,6 @@ func TestBackfillBadDates(t *testing.T) {
 	for _, name := range []string{"old.pdf", "future.pdf"} {
 		if !strings.Contains(r.stderr, filepath.Join(cvDir, name)) {
 			t.Errorf("no log line names %s:\n%s", name, r.stderr)
-		}
-	}
-}
-
-// TestProbeReadSaysWhich: at start-up, GET sources refused with 403 is a
-// key without read access; 401 and 402 are logged as what they are.
-func TestProbeReadSaysWhich(t *testing.T) {
-	for _, tt := range []struct {
-		status   int
-		read     bool
-		want     string
-		mustNot  string
-		logLevel string
-	}{
-		{http.StatusForbidden, false, "no read access", "", "WARN"},
-		{http.StatusUnauthorized, true, "refused the key (GET sources: 401: wrong or revoked key", "read access", "ERROR"},
-		{http.StatusPaymentRequired, true, "quota is spent (GET sources: 402)", "read access", "ERROR"},
-	} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(tt.status)
-			fmt.Fprintf(w, `{"code":%d,"message":"no","data":null}`, tt.status)
-		}))
-		c, err := uploader.NewClient(uploader.ClientOptions{BaseURL: srv.URL, Key: "k"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var logs bytes.Buffer
-		read := probeRead(t.Context(), c, slog.New(slog.NewTextHandler(&logs, nil)))
-		srv.Close()
-		out := logs.String()
-		if read != tt.read || !strings.Contains(out, tt.want) || !strings.Contains(out, "level="+tt.logLevel) ||
-			tt.mustNot != "" && strings.Contains(out, tt.mustNot) {
-			t.Errorf("%d: probeRead = %v, log %q; want %v and %q", tt.status, read, out, tt.read, tt.want)
 		}
 	}
 }

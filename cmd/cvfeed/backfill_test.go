@@ -169,6 +169,9 @@ retry_max = "1s"`)
 // restarts it, and checks that the sandbox holds each file exactly once —
 // with a read-write key and with a write-only key (no GET to confirm).
 func TestBackfillCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a long crash loop; skipped with -short (CI runs it)")
+	}
 	for _, mode := range []string{"read-write", "write-only"} {
 		t.Run(mode, func(t *testing.T) {
 			// 1,500 uploads of 15 ms by 4 workers take about 6 s: the

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -80,49 +78,32 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	opts.Logger = log
 
-	sb, err := sandbox.New(opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "sandbox: %v\n", err)
-		return 2
-	}
-	defer sb.Close()
 	if opts.Dir != "" {
 		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 			log.Error("create -dir", "err", err)
 			return 1
 		}
 	}
-	ln, err := net.Listen("tcp", *listen)
+	l, err := sandbox.Listen(*listen, opts)
 	if err != nil {
-		log.Error("listen", "addr", *listen, "err", err)
+		log.Error("start", "addr", *listen, "err", err)
 		return 1
 	}
-	url := "http://" + ln.Addr().String()
-	fmt.Fprintln(stdout, url)
-	log.Info("sandbox listening on "+url, "keys", len(opts.Keys), "sources", len(opts.Sources),
+	fmt.Fprintln(stdout, l.URL)
+	log.Info("sandbox listening on "+l.URL, "keys", len(opts.Keys), "sources", len(opts.Sources),
 		"fail_rate", opts.FailRate, "latency", opts.Latency, "webhook", opts.WebhookURL != "")
-
-	srv := &http.Server{
-		Handler:           sb,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Aborted client connections are routine in fault tests.
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	select {
-	case err := <-served:
+	case err := <-l.Served():
 		log.Error("serve", "err", err)
+		l.Close()
 		return 1
 	case <-ctx.Done():
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Warn("shutdown: closing the remaining connections", "err", err)
-		_ = srv.Close()
+	if err := l.Shutdown(shutCtx); err != nil {
+		log.Warn("shutdown: closed the remaining connections", "err", err)
 	}
-	<-served
 	log.Info("sandbox stopped")
 	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cvfeed/cvfeed/control"
 	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/state"
 )
@@ -18,10 +19,10 @@ func cmdFailed(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.start(args); !ok {
 		return code
 	}
-	return c.withState(false, func(sr stateReader) int { return printFailed(sr, *asJSON, stdout, stderr) })
+	return c.withState(false, func(sr control.Reader) int { return printFailed(sr, *asJSON, stdout, stderr) })
 }
 
-func printFailed(sr stateReader, asJSON bool, stdout, stderr io.Writer) int {
+func printFailed(sr control.Reader, asJSON bool, stdout, stderr io.Writer) int {
 	items, err := sr.Failed()
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
@@ -29,7 +30,7 @@ func printFailed(sr stateReader, asJSON bool, stdout, stderr io.Writer) int {
 	}
 	if asJSON {
 		if items == nil {
-			items = []failedItem{}
+			items = []control.FailedItem{}
 		}
 		return printJSON(items, stdout, stderr)
 	}
@@ -60,7 +61,7 @@ func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.start(args); !ok {
 		return code
 	}
-	ids, err := parseIDs(c.fs.Args())
+	ids, err := control.ParseIDs(c.fs.Args())
 	switch {
 	case err != nil:
 		fmt.Fprintln(stderr, "cvfeed retry:", err)
@@ -69,17 +70,17 @@ func cmdRetry(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cvfeed retry: give either -all or item IDs")
 		return exitUsage
 	}
-	return c.withState(true, func(sr stateReader) int { return retry(sr, ids, stdout, stderr) })
+	return c.withState(true, func(sr control.Reader) int { return retry(sr, ids, stdout, stderr) })
 }
 
-func retry(sr stateReader, ids []state.Key, stdout, stderr io.Writer) int {
+func retry(sr control.Reader, ids []state.Key, stdout, stderr io.Writer) int {
 	n, err := sr.RetryFailed(ids) // no ids: all of them
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
 	where := "by the next cvfeed run or backfill"
-	if _, remote := sr.(*controlClient); remote {
+	if _, remote := sr.(*control.Client); remote {
 		where = "by the running cvfeed"
 	}
 	fmt.Fprintf(stdout, "%d items queued again; they will be uploaded %s\n", n, where)
@@ -104,10 +105,10 @@ func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		since = t
 	}
-	return c.withState(false, func(sr stateReader) int { return printReport(sr, since, *asJSON, stdout, stderr) })
+	return c.withState(false, func(sr control.Reader) int { return printReport(sr, since, *asJSON, stdout, stderr) })
 }
 
-func printReport(sr stateReader, since time.Time, asJSON bool, stdout, stderr io.Writer) int {
+func printReport(sr control.Reader, since time.Time, asJSON bool, stdout, stderr io.Writer) int {
 	rows, err := sr.Report(since)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
@@ -131,3 +132,6 @@ func printReport(sr stateReader, since time.Time, asJSON bool, stdout, stderr io
 	tw.Flush()
 	return exitOK
 }
+
+// failedItem is one line of cvfeed failed -json.
+type failedItem = control.FailedItem

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cvfeed/cvfeed/control"
 )
 
 // daemonProc is a `cvfeed run` in its own process.
@@ -139,7 +141,7 @@ func TestRunWatchesFolder(t *testing.T) {
 	os.MkdirAll(cvDir, 0o755)
 	cfg := runConfig(t, dir, sb.url, "k", cvDir, fmt.Sprintf("after_upload = \"move\"\ndone_dir = %q", done))
 	d := startRun(t, cfg)
-	time.Sleep(500 * time.Millisecond) // let the watches be set
+	waitWatching(t, d)
 
 	want := map[string]string{}
 	for i := range 5 {
@@ -167,9 +169,9 @@ func TestRunWatchesFolder(t *testing.T) {
 	os.Rename(filepath.Join(cvDir, "copied.pdf.part"), filepath.Join(cvDir, "copied.pdf"))
 	want["copied.pdf"] = shaHex([]byte("copied CV"))
 
-	profiles := waitProfiles(t, sb, len(want), 20*time.Second)
-	time.Sleep(1500 * time.Millisecond) // anything extra would show now
-	profiles = sb.profiles(t)
+	waitProfiles(t, sb, len(want), 20*time.Second)
+	waitSettled(t, cfg, len(want))
+	profiles := sb.profiles(t)
 	exactlyOnce(t, profiles, want)
 	// Every uploaded file is in done_dir, under its relative path.
 	deadline := time.Now().Add(5 * time.Second)
@@ -212,7 +214,7 @@ func TestRunCatchesUpAfterRestart(t *testing.T) {
 	}
 	startRun(t, cfg)
 	waitProfiles(t, sb, 21, 15*time.Second)
-	time.Sleep(time.Second)
+	waitSettled(t, cfg, 21)
 	exactlyOnce(t, sb.profiles(t), relKeys(want, "sub"))
 }
 
@@ -236,7 +238,7 @@ func TestRunPollMode(t *testing.T) {
 	os.MkdirAll(cvDir, 0o755)
 	cfg := runConfig(t, dir, sb.url, "k", cvDir, "watch = \"poll\"\npoll_interval = \"300ms\"")
 	d := startRun(t, cfg)
-	time.Sleep(300 * time.Millisecond)
+	waitWatching(t, d)
 	want := map[string]string{}
 	for i := range 3 {
 		n := fmt.Sprintf("p%d.pdf", i)
@@ -296,11 +298,11 @@ func TestRunReloadRejectsBrokenConfig(t *testing.T) {
 	os.MkdirAll(cvDir, 0o755)
 	cfg := runConfig(t, dir, sb.url, "k", cvDir, "")
 	d := startRun(t, cfg)
-	time.Sleep(500 * time.Millisecond)
+	waitWatching(t, d)
 	good := readFile(t, cfg)
 	os.WriteFile(cfg, []byte(good+"\nbogus_key = 1\n"), 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(500 * time.Millisecond)
+	waitLog(t, d, "reload refused", 10*time.Second)
 	if !strings.Contains(d.log(), "reload refused") || !strings.Contains(d.log(), "bogus_key") {
 		t.Errorf("no clear 'reload refused' line naming the key")
 	}
@@ -328,7 +330,7 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	os.MkdirAll(cvDir, 0o755)
 	cfgPath := runConfig(t, dir, sb.url, "k", cvDir, "settle = \"200ms\"")
 	d := startRun(t, cfgPath)
-	time.Sleep(500 * time.Millisecond)
+	waitWatching(t, d)
 	want := map[string]string{"slow.pdf": writeFile(t, filepath.Join(cvDir, "slow.pdf"), "a CV the API is slow to take")}
 	// Wait until the upload reached the sandbox (which answers 3 s later).
 	deadline := time.Now().Add(10 * time.Second)
@@ -346,7 +348,8 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	// Restarted, it has nothing to send.
 	before := sb.stats(t)
 	d = startRun(t, cfgPath)
-	time.Sleep(1500 * time.Millisecond)
+	waitWatching(t, d)
+	waitSettled(t, cfgPath, 1)
 	d.stop(t, syscall.SIGTERM, 10*time.Second)
 	if after := sb.stats(t); after.ByStatus["201"] != before.ByStatus["201"] || after.ByStatus["400"] != before.ByStatus["400"] {
 		t.Errorf("the restart sent the file again: %+v → %+v", before, after)
@@ -392,7 +395,7 @@ filter_reference = "data-scientist"`)
 		t.Errorf("report while running: exit %d, %q %s", r.code, r.stdout, r.stderr)
 	}
 	d.stop(t, syscall.SIGTERM, 10*time.Second)
-	if exists(filepath.Join(dir, "state", socketName)) {
+	if exists(filepath.Join(dir, "state", control.SocketName)) {
 		t.Error("the control socket is left behind after the stop")
 	}
 	// Without the daemon, the same commands read the state file.

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cvfeed/cvfeed/control"
 )
 
 // noCrash fails when a command's output shows a Go crash.
@@ -392,7 +394,7 @@ func TestStatusZeroLengthLocked(t *testing.T) {
 	}
 
 	// The "daemon" serves its socket: status answers through it.
-	ln, err := net.Listen("unix", filepath.Join(stateDir, socketName))
+	ln, err := net.Listen("unix", filepath.Join(stateDir, control.SocketName))
 	if err != nil {
 		t.Fatal(err)
 	}

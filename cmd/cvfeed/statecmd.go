@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/control"
+	"github.com/cvfeed/cvfeed/pipeline"
 	"github.com/cvfeed/cvfeed/state"
 )
 
@@ -62,89 +59,6 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 }
 
-// apiIdentity names the API the config uploads to, as the state records
-// it: the flavour and the base URL normalised (scheme and host in lower
-// case, no default port, no trailing slash, no user:password), or
-// "sandbox" for the embedded sandbox, which is an API of its own.
-func apiIdentity(cfg *config.Config) string {
-	if cfg.API.Sandbox() {
-		return cfg.API.Flavor + " sandbox"
-	}
-	return cfg.API.Flavor + " " + normalizeAPIURL(cfg.API.URL)
-}
-
-func normalizeAPIURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an invalid URL)" // config validation refuses it
-	}
-	u.Scheme = strings.ToLower(u.Scheme)
-	host, port := strings.ToLower(u.Hostname()), u.Port()
-	if u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80" {
-		port = ""
-	}
-	if port != "" || strings.Contains(host, ":") {
-		host = net.JoinHostPort(host, port)
-		host = strings.TrimSuffix(host, ":")
-	}
-	u.Host = host
-	u.User = nil
-	u.Fragment, u.RawFragment = "", ""
-	u.Path, u.RawPath = strings.TrimRight(u.Path, "/"), strings.TrimRight(u.RawPath, "/")
-	return u.String()
-}
-
-// bindAPI makes sure the state belongs to the config's API before run or
-// backfill upload anything: a state with items uploaded to another API is
-// refused (one line naming both and the ways forward). A state of an older
-// cvfeed, which did not record it, is bound to the configured API.
-func bindAPI(store *state.Store, cfg *config.Config, log *slog.Logger) error {
-	id := apiIdentity(cfg)
-	b, err := store.BindAPI(id)
-	if err != nil {
-		return err
-	}
-	switch {
-	case b.Changed && b.Previous == "" && !b.Empty:
-		log.Info("the state did not record which API its uploads went to (an older cvfeed wrote it): it is now bound to the configured API", "api", id)
-	case b.Changed && b.Previous != "":
-		log.Info("the state held no items: it is now bound to the configured API", "api", id, "was", b.Previous)
-	case b.Changed:
-		log.Debug("state bound to the configured API", "api", id)
-	}
-	return nil
-}
-
-// controlWait is how long a command waits for the control socket of a
-// cvfeed that holds the state but is still starting.
-const controlWait = 5 * time.Second
-
-// stateOrDaemon opens the state (read-only unless write) or, while another
-// cvfeed holds it, returns a client of that process's control socket. A
-// process that holds the lock but serves no socket yet is starting (or is
-// a short cvfeed state command): both are retried for up to controlWait.
-func stateOrDaemon(stateDir string, write bool) (*state.Store, *controlClient, error) {
-	path := filepath.Join(stateDir, state.FileName)
-	c := newControlClient(socketPath(stateDir))
-	deadline := time.Now().Add(controlWait)
-	for {
-		st, err := state.Open(path, &state.Options{ReadOnly: !write, LockTimeout: 200 * time.Millisecond})
-		if !errors.Is(err, state.ErrLocked) {
-			return st, nil, err
-		}
-		perr := c.ping()
-		if perr == nil {
-			return nil, c, nil
-		}
-		if time.Now().After(deadline) {
-			if _, serr := os.Stat(socketPath(stateDir)); errors.Is(serr, fs.ErrNotExist) {
-				return nil, nil, fmt.Errorf("%w; it serves no control socket yet (the daemon is starting, or a cvfeed state command runs): try again in a moment", err)
-			}
-			return nil, nil, fmt.Errorf("%w; its control socket does not answer (%v)", err, perr)
-		}
-	}
-}
-
 // stateCommand starts a cvfeed state subcommand: flags, logger, config.
 func stateCommand(name string, args []string, stderr io.Writer, positional bool) (*command, int, bool) {
 	c := newAdminCommand("state "+name, stderr)
@@ -158,25 +72,15 @@ func cmdStateCheck(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	path := statePath(c.cfg)
+	path := pipeline.StatePath(c.cfg)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(stdout, "no state at %s yet: the first backfill or run creates it\n", path)
 		return exitOK
 	}
-	st, ctl, err := stateOrDaemon(c.cfg.StateDir, false)
-	var problems []string
-	switch {
-	case errors.Is(err, state.ErrEmpty):
+	problems, err := control.Check(c.cfg.StateDir)
+	if errors.Is(err, state.ErrEmpty) {
 		fmt.Fprintf(stdout, "state %s is empty: the next backfill or run initialises it\n", path)
 		return exitOK
-	case err != nil:
-		fmt.Fprintln(stderr, "cvfeed:", safe(err))
-		return exitFailed
-	case ctl != nil:
-		problems, err = ctl.Check()
-	default:
-		defer st.Close()
-		problems, err = st.Check()
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
@@ -198,7 +102,7 @@ func cmdStateReset(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	path := statePath(c.cfg)
+	path := pipeline.StatePath(c.cfg)
 	aside, err := state.Reset(path, time.Now(), &state.Options{LockTimeout: 200 * time.Millisecond, Logger: c.log})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -231,20 +135,14 @@ func cmdStateBackup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitUsage
 	}
-	path := statePath(c.cfg)
+	path := pipeline.StatePath(c.cfg)
 	if dst == path {
 		fmt.Fprintf(stderr, "cvfeed: %s is the state itself: back it up elsewhere\n", dst)
 		return exitUsage
 	}
-	st, ctl, err := stateOrDaemon(c.cfg.StateDir, false)
-	var n int64
+	n, remote, err := control.Backup(c.cfg.StateDir, dst)
 	via := ""
-	switch {
-	case err != nil:
-		fmt.Fprintln(stderr, "cvfeed:", safe(err))
-		return exitFailed
-	case ctl != nil:
-		n, err = ctl.Backup(dst)
+	if remote {
 		via = " (written by the running cvfeed)"
 		if fi, serr := os.Stat(dst); err == nil && (serr != nil || fi.Size() != n) {
 			// The daemon may see another file system: systemd's
@@ -252,9 +150,6 @@ func cmdStateBackup(args []string, stdout, stderr io.Writer) int {
 			err = fmt.Errorf("the running cvfeed wrote %s, but this process does not see it there (a private /tmp or a read-only file system of its service?): back up into its state_dir, e.g. %s",
 				dst, filepath.Join(c.cfg.StateDir, "backup.db"))
 		}
-	default:
-		n, err = st.Backup(dst)
-		st.Close()
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
@@ -269,26 +164,13 @@ func cmdStateRebind(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	path := statePath(c.cfg)
+	path := pipeline.StatePath(c.cfg)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(stdout, "no state at %s: the first backfill or run binds it to the configured API\n", path)
 		return exitOK
 	}
-	id := apiIdentity(c.cfg)
-	st, ctl, err := stateOrDaemon(c.cfg.StateDir, true)
-	var prev string
-	switch {
-	case err != nil:
-		fmt.Fprintln(stderr, "cvfeed:", safe(err))
-		return exitFailed
-	case ctl != nil:
-		prev, err = ctl.Rebind(id)
-	default:
-		prev, err = st.RebindAPI(id)
-		if cerr := st.Close(); err == nil {
-			err = cerr
-		}
-	}
+	id := pipeline.APIIdentity(c.cfg)
+	prev, err := control.Rebind(c.cfg.StateDir, id)
 	if err != nil {
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
@@ -312,7 +194,7 @@ func cmdStateCompact(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	path := statePath(c.cfg)
+	path := pipeline.StatePath(c.cfg)
 	before, after, err := state.Compact(path, &state.Options{LockTimeout: 200 * time.Millisecond, Logger: c.log})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/cvfeed/cvfeed/config"
+	"github.com/cvfeed/cvfeed/control"
 	"github.com/cvfeed/cvfeed/internal/termsafe"
 	"github.com/cvfeed/cvfeed/state"
 )
@@ -26,15 +27,18 @@ func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.start(args); !ok {
 		return code
 	}
-	return c.withState(false, func(sr stateReader) int { return printStatus(sr, c.cfg, *asJSON, stdout, stderr) })
+	return c.withState(false, func(sr control.Reader) int { return printStatus(sr, c.cfg, *asJSON, stdout, stderr) })
 }
 
 // printStatus prints the counts of every configured source (and of any
 // source still in the state).
-func printStatus(sr stateReader, cfg *config.Config, asJSON bool, stdout, stderr io.Writer) int {
+func printStatus(sr control.Reader, cfg *config.Config, asJSON bool, stdout, stderr io.Writer) int {
 	doc := statusJSON{Sources: map[string]state.Counts{}}
-	for _, src := range sources(cfg.Folders, cfg.Mailboxes) {
-		doc.Sources[src.name] = state.Counts{}
+	for _, f := range cfg.Folders {
+		doc.Sources[f.Name] = state.Counts{}
+	}
+	for _, m := range cfg.Mailboxes {
+		doc.Sources[m.Name] = state.Counts{}
 	}
 	counts, err := sr.Counts()
 	if err != nil {

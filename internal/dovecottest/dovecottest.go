@@ -31,6 +31,10 @@ type Options struct {
 	// TLS adds an implicit-TLS listener (TLSAddr) and STARTTLS on Addr,
 	// with a certificate for 127.0.0.1 signed by a throwaway CA (CAFile).
 	TLS bool
+	// OAuth2Introspect, when set, adds XOAUTH2 and OAUTHBEARER logins
+	// checked by Dovecot's oauth2 passdb against this introspection URL
+	// (POST; the answer {"active": true, "username": NAME} admits NAME).
+	OAuth2Introspect string
 }
 
 // Server is a running Dovecot.
@@ -139,6 +143,18 @@ func (s *Server) start(bin string, o Options) error {
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	conf := config(s.Dir, usersFile, port, internal, group)
+	if o.OAuth2Introspect != "" {
+		oauthFile := filepath.Join(s.Dir, "oauth2.conf")
+		oauthConf := fmt.Sprintf("introspection_mode = post\nintrospection_url = %s\nusername_attribute = username\n"+
+			"active_attribute = active\nactive_value = true\n", o.OAuth2Introspect)
+		if err := os.WriteFile(oauthFile, []byte(oauthConf), 0o644); err != nil {
+			return err
+		}
+		// The oauth2 passdb comes first; a password login falls through to
+		// the passwd-file one.
+		conf = strings.Replace(conf, "auth_mechanisms = plain login\n", "auth_mechanisms = plain login xoauth2 oauthbearer\n", 1)
+		conf = strings.Replace(conf, "passdb {\n", fmt.Sprintf("passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = %s\n}\npassdb {\n", oauthFile), 1)
+	}
 	if o.TLS {
 		caFile, certFile, keyFile, err := writeCerts(s.Dir)
 		if err != nil {
