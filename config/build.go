@@ -30,6 +30,9 @@ func (r *reader) config(raw *rawConfig) Config {
 		cfg.ShutdownTimeout = d
 	}
 	cfg.API = r.api(&raw.API, cfg.API)
+	if d, ok := r.duration("state.keep_uploaded", raw.State.KeepUploaded, false); ok {
+		cfg.State.KeepUploaded = d
+	}
 	if len(raw.Folder) == 0 && len(raw.Mailbox) == 0 {
 		r.probs.missing("folder", "at least one [[folder]] or [[mailbox]] is required")
 	}
@@ -141,6 +144,9 @@ func (r *reader) folder(key string, raw *rawFolder, flavor string) Folder {
 	}
 	if d, ok := r.duration(key+".rescan_interval", raw.RescanInterval, true); ok {
 		f.RescanInterval = d
+	}
+	if d, ok := r.duration(key+".forget_missing", raw.ForgetMissing, false); ok {
+		f.ForgetMissing = d
 	}
 	after := ""
 	if s, ok := r.enum(key+".after_upload", raw.AfterUpload, afterKeep, afterMove, afterDelete); ok {

@@ -43,6 +43,16 @@ type Config struct {
 	Mailboxes []Mailbox
 	HTTP      HTTP
 	Webhook   Webhook
+	State     State
+}
+
+// State is the [state] table: how long the state remembers things.
+type State struct {
+	// KeepUploaded is how long an uploaded item is kept after its upload
+	// (0: for ever). Forgetting it stays exactly-once: a file claimed
+	// again is sent with the same profile_reference, the API refuses it
+	// and cvfeed confirms the profile it holds.
+	KeepUploaded time.Duration
 }
 
 // Webhook configures the receiver of the API's events on /webhook of the
@@ -112,6 +122,10 @@ type Folder struct {
 	// RescanInterval is the period of the reconcile walk that catches
 	// anything the watcher missed.
 	RescanInterval time.Duration
+	// ForgetMissing is how long the identity of a file gone from the
+	// folder is kept (0: for ever). A folder that is down forgets
+	// nothing; a file cvfeed moved or deleted is forgotten at once.
+	ForgetMissing time.Duration
 	// AfterUpload is keep, move or delete.
 	AfterUpload string
 	// DoneDir and FailedDir are the targets of move; empty unless set.

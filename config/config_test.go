@@ -28,7 +28,7 @@ func TestDefault(t *testing.T) {
 		t.Errorf("Default() = %+v, want %+v", d, want)
 	}
 	f := defaultFolder()
-	wantF := Folder{Recursive: true, Settle: 2 * time.Second, Watch: "auto", RescanInterval: 5 * time.Minute, AfterUpload: "keep", Include: DefaultInclude(), MaxSize: 100 << 20, FollowSymlinks: "inside"}
+	wantF := Folder{Recursive: true, Settle: 2 * time.Second, Watch: "auto", RescanInterval: 5 * time.Minute, ForgetMissing: 72 * time.Hour, AfterUpload: "keep", Include: DefaultInclude(), MaxSize: 100 << 20, FollowSymlinks: "inside"}
 	if !reflect.DeepEqual(f, wantF) {
 		t.Errorf("defaultFolder() = %+v, want %+v", f, wantF)
 	}
@@ -107,6 +107,7 @@ func TestParseValidFull(t *testing.T) {
 			Settle:         2 * time.Second,
 			Watch:          "events",
 			RescanInterval: 5 * time.Minute,
+			ForgetMissing:  72 * time.Hour,
 			AfterUpload:    "delete",
 			Include:        DefaultInclude(),
 			MaxSize:        1 << 20,
@@ -119,6 +120,7 @@ func TestParseValidFull(t *testing.T) {
 			Settle:         0,
 			Watch:          "auto",
 			RescanInterval: 5 * time.Minute,
+			ForgetMissing:  72 * time.Hour,
 			AfterUpload:    "keep",
 			Include:        DefaultInclude(),
 			Exclude:        []string{},
@@ -129,7 +131,8 @@ func TestParseValidFull(t *testing.T) {
 				{FilterReference: "dev", Stage: ptr("NO")},
 			},
 		}},
-		HTTP: HTTP{Listen: "127.0.0.1:9137"},
+		HTTP:  HTTP{Listen: "127.0.0.1:9137"},
+		State: State{KeepUploaded: 90 * 24 * time.Hour},
 	}
 	checks := []check{
 		{"File", cfg.File, want.File},

@@ -54,6 +54,7 @@ func defaultFolder() Folder {
 		Settle:         2 * time.Second,
 		Watch:          WatchAuto,
 		RescanInterval: DefaultRescanInterval,
+		ForgetMissing:  72 * time.Hour,
 		AfterUpload:    afterKeep,
 		Include:        DefaultInclude(),
 		MaxSize:        100 << 20,

@@ -32,6 +32,11 @@ type rawConfig struct {
 	Mailbox         []rawMailbox `toml:"mailbox"`
 	HTTP            rawHTTP      `toml:"http"`
 	Webhook         rawWebhook   `toml:"webhook"`
+	State           rawState     `toml:"state"`
+}
+
+type rawState struct {
+	KeepUploaded rawValue `toml:"keep_uploaded"`
 }
 
 type rawAPI struct {
@@ -65,6 +70,7 @@ type rawFolder struct {
 	Exclude          rawValue      `toml:"exclude"`
 	MaxSize          rawValue      `toml:"max_size"`
 	FollowSymlinks   rawValue      `toml:"follow_symlinks"`
+	ForgetMissing    rawValue      `toml:"forget_missing"`
 	TrainingMetadata []rawTraining `toml:"training_metadata"`
 }
 

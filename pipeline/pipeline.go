@@ -151,6 +151,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Pipeline, error
 	} else if n > 0 {
 		log.Info("uploads interrupted by the last stop will be confirmed with the API before being sent again", "items", n)
 	}
+	forgetUploaded(store, cfg, time.Now(), log)
 	p := &Pipeline{mode: o.Mode, log: log, version: o.Version, store: store, cfg: cfg,
 		accounts: map[string]*account{}, mailStats: new(imapsrc.Stats), settled: make(chan struct{}, 1),
 		folders: cfg.Folders, mailboxes: cfg.Mailboxes, spool: filepath.Clean(SpoolDir(cfg.StateDir))}
@@ -382,6 +383,8 @@ func (p *Pipeline) Stop() {
 func (p *Pipeline) Run(ctx context.Context, reload <-chan os.Signal) error {
 	gc := time.NewTicker(spoolMinAge)
 	defer gc.Stop()
+	retain := time.NewTicker(retainEvery)
+	defer retain.Stop()
 	// The tick feeds the watchdog: if this loop hangs, systemd restarts
 	// cvfeed.
 	tick := time.NewTicker(time.Second)
@@ -393,6 +396,8 @@ func (p *Pipeline) Run(ctx context.Context, reload <-chan os.Signal) error {
 			p.ops.tick(p)
 		case <-gc.C:
 			cleanSpool(p.store, SpoolDir(p.cfg.StateDir), time.Now(), p.log)
+		case <-retain.C:
+			forgetUploaded(p.store, p.config(), time.Now(), p.log)
 		case <-ctx.Done():
 			p.log.Info("stopping: no new files are taken; uploads in flight may finish", "timeout", p.config().ShutdownTimeout)
 			return nil

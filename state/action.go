@@ -136,17 +136,18 @@ func (s *Store) ActionDone(a Action, newPath string) error { return s.ActionMove
 // succeeds takes the file out of failed_dir.
 func (s *Store) ActionMoved(a Action, newPath string, id *Identity) error {
 	err := s.update(func(tx *bolt.Tx) error {
-		actions, files := tx.Bucket(bucketActions), tx.Bucket(bucketFiles)
+		actions := tx.Bucket(bucketActions)
 		if err := actions.Delete(actionKey(a.Key, a.Path)); err != nil {
 			return err
 		}
-		it, ok, err := getItem(tx, a.Key)
+		cd := newCodec(tx)
+		it, ok, err := cd.getItem(a.Key)
 		if err != nil {
 			return err
 		}
 		failed := ok && it.Status == Failed
 		if newPath != "" || !failed {
-			if err := files.Delete(fileKey(a.SourceID, a.Path)); err != nil {
+			if err := cd.deleteFile(a.SourceID, a.Path); err != nil {
 				return err
 			}
 		}
@@ -160,7 +161,7 @@ func (s *Store) ActionMoved(a Action, newPath string, id *Identity) error {
 			}
 		}
 		if newPath != "" && id != nil {
-			if err := files.Put(fileKey(a.SourceID, newPath), encodeFile(FileRecord{Identity: *id, SHA256: a.SHA256})); err != nil {
+			if err := cd.putFile(a.SourceID, newPath, FileRecord{Identity: *id, SHA256: a.SHA256}); err != nil {
 				return err
 			}
 		}
@@ -171,7 +172,7 @@ func (s *Store) ActionMoved(a Action, newPath string, id *Identity) error {
 			it.Origin = it.Path // where HR put it, for people and templates
 		}
 		it.Path = newPath
-		return putItem(tx, &it)
+		return cd.putItem(&it)
 	})
 	if err != nil {
 		return fmt.Errorf("record the action on %s: %w", a.Path, err)

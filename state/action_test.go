@@ -87,7 +87,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups} {
+		for _, b := range [][]byte{bucketMeta, bucketClaimsV4, bucketQueue, bucketLeased, bucketFilesV4, bucketDups} {
 			tx.CreateBucket(b)
 		}
 		tx.Bucket(bucketDups).Put([]byte("inbox"), put64(5)) // per source, no day

@@ -102,8 +102,8 @@ func (s *Store) binding(tx *bolt.Tx, api string) (Binding, error) {
 	if b.Previous == api {
 		return b, nil
 	}
-	k, _ := tx.Bucket(bucketClaims).Cursor().First()
-	f, _ := tx.Bucket(bucketFiles).Cursor().First()
+	k, _ := tx.Bucket(bucketItems).Cursor().First()
+	f, _ := tx.Bucket(bucketIdents).Cursor().First()
 	b.Empty = k == nil && f == nil
 	if b.Previous != "" && !b.Empty {
 		return b, &APIMismatchError{Path: s.path, Bound: b.Previous, Want: api}

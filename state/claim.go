@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,13 +52,8 @@ func (s *Store) LookupFile(sourceID, path string) (FileRecord, bool, error) {
 		found bool
 	)
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketFiles).Get(fileKey(sourceID, path))
-		if v == nil {
-			return nil
-		}
 		var err error
-		r, err = decodeFile(v)
-		found = err == nil
+		r, found, err = newCodec(tx).getFile(sourceID, path)
 		return err
 	})
 	if err != nil {
@@ -75,23 +69,30 @@ func (s *Store) LookupFiles(sourceID string, paths []string, found func(i int, r
 	if len(paths) == 0 {
 		return nil
 	}
-	order := make([]int, len(paths))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(paths[a], paths[b]) })
 	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketFiles).Cursor()
-		key := fileKey(sourceID, "")
-		prefix := len(key)
+		cd := newCodec(tx)
+		keys := make([][]byte, len(paths))
+		order := make([]int, 0, len(paths))
+		for i, p := range paths {
+			k, ok, err := cd.fileKey(sourceID, p, false)
+			if err != nil {
+				return err
+			}
+			if ok {
+				keys[i] = k
+				order = append(order, i)
+			}
+		}
+		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+		c := tx.Bucket(bucketIdents).Cursor()
 		var k, v []byte
 		for n, i := range order {
-			key = append(key[:prefix], paths[i]...)
+			key := keys[i]
 			if n == 0 {
 				k, v = c.Seek(key)
 			}
-			// Keys of one directory are close together: step forward
-			// a little before seeking again.
+			// Keys of one directory are neighbours: step forward a
+			// little before seeking again.
 			for steps := 0; k != nil && bytes.Compare(k, key) < 0; steps++ {
 				if steps == 8 {
 					k, v = c.Seek(key)
@@ -144,19 +145,25 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 	now := s.now()
 	res := make([]ClaimResult, len(cands))
 	added := false
-	claims := tx.Bucket(bucketClaims)
-	files := tx.Bucket(bucketFiles)
-	// Walks add a directory's files mostly in key order: fill pages
-	// before splitting them.
-	files.FillPercent = 0.9
+	cd := newCodec(tx)
+	files := tx.Bucket(bucketIdents)
+	// Walks add a directory's files in key order: fill pages before
+	// splitting them.
+	files.FillPercent = identFill
 	dups := tx.Bucket(bucketDups)
+	missing := tx.Bucket(bucketMissing)
 	for i := range cands {
 		c := &cands[i]
 		key := Key{SourceID: c.SourceID, SHA256: c.SHA256}
-		kb := key.bytes()
-		exists := claims.Get(kb) != nil
+		exists, err := cd.hasItem(key)
+		if err != nil {
+			return nil, false, err
+		}
 		if c.Identity != nil {
-			fk := fileKey(c.SourceID, c.Path)
+			fk, _, err := cd.fileKey(c.SourceID, c.Path, true)
+			if err != nil {
+				return nil, false, err
+			}
 			sameContent := false
 			if old := files.Get(fk); old != nil {
 				if r, err := decodeFile(old); err == nil && r.SHA256 == c.SHA256 {
@@ -164,6 +171,9 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 				}
 			}
 			if err := files.Put(fk, encodeFile(FileRecord{Identity: *c.Identity, SHA256: c.SHA256})); err != nil {
+				return nil, false, err
+			}
+			if err := missing.Delete(fk); err != nil { // it is there
 				return nil, false, err
 			}
 			if sameContent && exists {
@@ -189,7 +199,7 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 			Path: c.Path, Origin: c.Origin, FileName: c.FileName, Size: c.Size,
 			Received: c.Received, Created: now, Updated: now,
 		}
-		if err := putItem(tx, &it); err != nil {
+		if err := cd.putItem(&it); err != nil {
 			return nil, false, err
 		}
 		if err := enqueue(tx, key, now); err != nil {
@@ -205,26 +215,8 @@ func (s *Store) claimTx(tx *bolt.Tx, cands []Candidate) ([]ClaimResult, bool, er
 // next scan hashes it again.
 func (s *Store) ForgetFile(sourceID, path string) error {
 	return s.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFiles).Delete(fileKey(sourceID, path))
+		return newCodec(tx).deleteFile(sourceID, path)
 	})
-}
-
-func putItem(tx *bolt.Tx, it *Item) error {
-	v, err := encodeItem(it)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucketClaims).Put(it.Key.bytes(), v)
-}
-
-func getItem(tx *bolt.Tx, k Key) (Item, bool, error) {
-	kb := k.bytes()
-	v := tx.Bucket(bucketClaims).Get(kb)
-	if v == nil {
-		return Item{}, false, nil
-	}
-	it, err := decodeItem(kb, v)
-	return it, err == nil, err
 }
 
 func enqueue(tx *bolt.Tx, k Key, due time.Time) error {

@@ -99,7 +99,7 @@ func TestOpenDamaged(t *testing.T) {
 	if len(data) < 64*page {
 		t.Fatalf("the good state has %d bytes, want a larger one", len(data))
 	}
-	claimsRoot := rootPage(t, good, bucketClaims)
+	claimsRoot := rootPage(t, good, bucketItems)
 	rng := rand.New(rand.NewPCG(1, 2))
 	random := make([]byte, len(data))
 	for i := range random {
@@ -170,7 +170,7 @@ func TestOpenDamaged(t *testing.T) {
 func TestGuardRecoversPanicsAndFaults(t *testing.T) {
 	t.Run("panic", func(t *testing.T) {
 		p, data := goodState(t, 3000)
-		root := rootPage(t, p, bucketClaims)
+		root := rootPage(t, p, bucketItems)
 		s, err := Open(p, &Options{ReadOnly: true})
 		if err != nil {
 			t.Fatal(err)

@@ -51,25 +51,34 @@ func (s *Store) Check() ([]string, error) {
 				add("bucket %s is missing", b)
 			}
 		}
-		claims, queue, leased, files, actions := tx.Bucket(bucketClaims), tx.Bucket(bucketQueue), tx.Bucket(bucketLeased), tx.Bucket(bucketFiles), tx.Bucket(bucketActions)
-		if claims == nil || queue == nil || leased == nil || files == nil || actions == nil {
+		items, queue, leased, files, actions := tx.Bucket(bucketItems), tx.Bucket(bucketQueue), tx.Bucket(bucketLeased), tx.Bucket(bucketIdents), tx.Bucket(bucketActions)
+		if items == nil || queue == nil || leased == nil || files == nil || actions == nil || tx.Bucket(bucketSources) == nil || tx.Bucket(bucketDirs) == nil {
 			return nil
 		}
-		// places counts, per pending item, the queue and lease entries.
+		cd := newCodec(tx)
+		if err := cd.loadSources(); err != nil {
+			add("%v", err)
+			return nil
+		}
+		// places counts, per pending item (by Key.bytes), the queue and
+		// lease entries.
 		places := map[string]int{}
-		if err := claims.ForEach(func(k, v []byte) error {
-			it, err := decodeItem(k, v)
+		if err := cd.forEachItem(func(it Item, kv [2][]byte, err error) error {
 			switch {
 			case err != nil:
-				add("item %q: %v", k, err)
+				add("item %x: %v", kv[0], err)
 			case it.Status == Pending:
-				places[string(k)] += 0
+				places[string(it.Key.bytes())] += 0
 			case it.Status != Uploaded && it.Status != Failed:
 				add("item %s: status %v", it.Key, it.Status)
 			}
 			return nil
 		}); err != nil {
 			return err
+		}
+		known := func(k Key) bool {
+			ok, err := cd.hasItem(k)
+			return err == nil && ok
 		}
 		place := func(where string, kb []byte) {
 			k, err := parseKey(kb)
@@ -81,7 +90,7 @@ func (s *Store) Check() ([]string, error) {
 				places[string(kb)]++
 				return
 			}
-			if claims.Get(kb) == nil {
+			if !known(k) {
 				add("%s entry %s names no item", where, k)
 			} else {
 				add("item %s is %s but not pending", k, where)
@@ -110,8 +119,11 @@ func (s *Store) Check() ([]string, error) {
 			}
 		}
 		if err := files.ForEach(func(k, v []byte) error {
-			if _, err := decodeFile(v); err != nil {
-				add("file record %q: %v", k[8:], err)
+			_, path, perr := cd.parseFileKey(k)
+			if perr != nil {
+				add("file record %x: %v", k, perr)
+			} else if _, err := decodeFile(v); err != nil {
+				add("file record %q: %v", path, err)
 			}
 			return nil
 		}); err != nil {
@@ -121,7 +133,7 @@ func (s *Store) Check() ([]string, error) {
 			key, path, err := parseActionKey(k)
 			if err != nil {
 				add("after-action %q: %v", k, err)
-			} else if claims.Get(key.bytes()) == nil {
+			} else if !known(key) {
 				add("after-action for %s names no item", path)
 			}
 			return nil

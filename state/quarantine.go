@@ -125,7 +125,7 @@ func (s *Store) quarantineTx(tx *bolt.Tx, m MailClaim, now time.Time) error {
 		if f&(noteQuarantined|noteRetry) == 0 {
 			return nil
 		}
-		if err := tx.Bucket(bucketClaims).Delete(QuarantineKey(src, m.MessageID).bytes()); err != nil {
+		if err := newCodec(tx).deleteItem(QuarantineKey(src, m.MessageID)); err != nil {
 			return err
 		}
 		return putNote(tx, m.MessageID, f&^(noteQuarantined|noteRetry), src)
@@ -170,7 +170,7 @@ func retryMessageTx(tx *bolt.Tx, it Item) error {
 		if QuarantineKey(it.SourceID, id) != it.Key {
 			continue
 		}
-		if err := tx.Bucket(bucketClaims).Delete(it.Key.bytes()); err != nil {
+		if err := newCodec(tx).deleteItem(it.Key); err != nil {
 			return err
 		}
 		return putNote(tx, id, (v[0]|noteRetry)&^noteQuarantined, it.SourceID)

@@ -28,8 +28,7 @@ func (c Counts) Add(d Counts) Counts {
 func (s *Store) Counts() (map[string]Counts, error) {
 	out := map[string]Counts{}
 	err := s.view(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
-			it, err := decodeItem(k, v)
+		if err := newCodec(tx).forEachItem(func(it Item, _ [2][]byte, err error) error {
 			if err != nil {
 				return err
 			}
@@ -71,8 +70,7 @@ func (s *Store) Counts() (map[string]Counts, error) {
 // in key order. The Item is a copy; fn must not call the Store.
 func (s *Store) Items(fn func(Item) error, statuses ...Status) error {
 	return s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
-			it, err := decodeItem(k, v)
+		return newCodec(tx).forEachItem(func(it Item, _ [2][]byte, err error) error {
 			if err != nil {
 				return err
 			}
@@ -112,9 +110,9 @@ func (s *Store) RetryFailed(keys []Key) (int, error) {
 	n := 0
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
+		cd := newCodec(tx)
 		if len(keys) == 0 {
-			if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
-				it, err := decodeItem(k, v)
+			if err := cd.forEachItem(func(it Item, _ [2][]byte, err error) error {
 				if err == nil && it.Status == Failed {
 					keys = append(keys, it.Key)
 				}
@@ -124,7 +122,7 @@ func (s *Store) RetryFailed(keys []Key) (int, error) {
 			}
 		}
 		for _, k := range keys {
-			it, ok, err := getItem(tx, k)
+			it, ok, err := cd.getItem(k)
 			if err != nil {
 				return err
 			}
@@ -145,7 +143,7 @@ func (s *Store) RetryFailed(keys []Key) (int, error) {
 			it.Attempts = 0
 			it.NextAttempt = now
 			it.Updated = now
-			if err := putItem(tx, &it); err != nil {
+			if err := cd.putItem(&it); err != nil {
 				return err
 			}
 			if err := enqueue(tx, k, now); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -100,6 +101,9 @@ type Item struct {
 	// item with no file, Origin naming the message, FileName its subject.
 	// Retrying it has the mailbox source read the message again.
 	Message bool
+	// flags keeps the record's flag bits this package does not know (a
+	// bit a newer part of cvfeed sets survives a rewrite by this one).
+	flags byte
 	// Path is the file to upload (a folder file or a spool file).
 	Path string
 	// Origin describes where the CV came from, for people (a path, or
@@ -137,13 +141,21 @@ const (
 // size and a tenth of a backfill's CPU): a format byte, the status and
 // flags, varints, then length-prefixed strings. Times are Unix
 // milliseconds, 0 for unset.
-// Format 2 added the parse result (Parse, ProfileID, ParsedAt) at the
-// end; format 1 records are still read.
-const itemFormat = 2
+//
+// Format 3 (schema 6, codec.encodeItem) stores each time but Created as a
+// difference from another (a few bytes), the path as its directory's number
+// and its name (layout.go), the file name only when it is not the path's,
+// and a file id in hex as its bytes. Formats 1 and 2 (schema 4 and
+// before, keyed by source id 0x00 sha256) are read by decodeItemV2, to
+// migrate them; format 2 added the parse result at the end.
+const itemFormat = 3
 
+// Flags of the record's third byte. Bits this package does not know are
+// kept as they are (Item.flags).
 const (
 	flagMaybeSent = 1
-	flagMessage   = 2
+	// flagMessage is an item that stands for a mail message (issue 10).
+	flagMessage = 2
 )
 
 // Times are stored as Unix milliseconds: short, and precise enough.
@@ -161,13 +173,89 @@ func fromMillis(n int64) time.Time {
 	return time.UnixMilli(n)
 }
 
-func encodeItem(it *Item) ([]byte, error) {
-	name := it.FileName
-	if name == filepath.Base(it.Path) {
-		name = "" // the usual case: the name is the path's
+// appendDelta appends t as a difference from base: 0 for an unset t, else
+// the zigzag of the difference in milliseconds, plus one.
+func appendDelta(b []byte, t, base time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
 	}
-	b := make([]byte, 0, 64+len(it.Source)+len(it.Path)+len(it.Origin)+len(name)+len(it.LastError)+len(it.FileID))
-	flags := byte(0)
+	d := millis(t) - millis(base)
+	return binary.AppendUvarint(b, uint64(d<<1^d>>63)+1)
+}
+
+func (r *itemReader) delta(base time.Time) time.Time {
+	u := r.uvarint()
+	if u == 0 {
+		return time.Time{}
+	}
+	u--
+	d := int64(u>>1) ^ -int64(u&1)
+	return time.UnixMilli(millis(base) + d)
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendID appends an API id: lowercase hex of even length as its bytes
+// (a 40-character file id takes 21 bytes), any other text as it is.
+func appendID(b []byte, s string) []byte {
+	if len(s) > 0 && len(s)%2 == 0 && isLowerHex(s) {
+		b = binary.AppendUvarint(b, uint64(len(s)/2)<<1|1)
+		b, _ = hex.AppendDecode(b, []byte(s)) // hex: checked above
+		return b
+	}
+	b = binary.AppendUvarint(b, uint64(len(s))<<1)
+	return append(b, s...)
+}
+
+func isLowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *itemReader) id() string {
+	u := r.uvarint()
+	n := u >> 1
+	if n > uint64(len(r.b)) {
+		r.err = errors.New("truncated id")
+		r.b = nil
+		return ""
+	}
+	raw := r.b[:n]
+	r.b = r.b[n:]
+	if u&1 == 1 {
+		return hex.EncodeToString(raw)
+	}
+	return string(raw)
+}
+
+// encodeItem is format 3: format, status, flags, then attempts, size,
+// created, updated-created, uploaded-updated, next-updated, received,
+// parse, parsed-updated, source, dir number (0: no path), name, origin,
+// origin (a directory number when it is the path's name elsewhere), file
+// name ("" when the name's), last error, file id, profile id.
+func (c *codec) encodeItem(it *Item) ([]byte, error) {
+	dir, name := splitPath(it.Path)
+	fileName := it.FileName
+	if fileName == name && !it.Message {
+		fileName = ""
+	}
+	var dirNo uint32
+	if it.Path != "" {
+		n, _, err := c.dir(dir, true)
+		if err != nil {
+			return nil, err
+		}
+		dirNo = n
+	}
+	b := make([]byte, 0, 48+len(it.Source)+len(name)+len(it.Origin)+len(fileName)+len(it.LastError)+len(it.FileID)+len(it.ProfileID))
+	flags := it.flags &^ (flagMaybeSent | flagMessage)
 	if it.MaybeSent {
 		flags |= flagMaybeSent
 	}
@@ -177,17 +265,33 @@ func encodeItem(it *Item) ([]byte, error) {
 	b = append(b, itemFormat, byte(it.Status), flags)
 	b = binary.AppendUvarint(b, uint64(max(it.Attempts, 0)))
 	b = binary.AppendUvarint(b, uint64(max(it.Size, 0)))
-	for _, t := range []time.Time{it.NextAttempt, it.Received, it.Created, it.Updated, it.UploadedAt} {
-		b = binary.AppendVarint(b, millis(t))
-	}
-	for _, str := range []string{it.Source, it.Path, it.Origin, name, it.LastError, it.FileID} {
-		b = binary.AppendUvarint(b, uint64(len(str)))
-		b = append(b, str...)
-	}
+	b = binary.AppendVarint(b, millis(it.Created))
+	b = appendDelta(b, it.Updated, it.Created)
+	b = appendDelta(b, it.UploadedAt, it.Updated)
+	b = appendDelta(b, it.NextAttempt, it.Updated)
+	b = binary.AppendVarint(b, millis(it.Received))
 	b = append(b, byte(it.Parse))
-	b = binary.AppendVarint(b, millis(it.ParsedAt))
-	b = binary.AppendUvarint(b, uint64(len(it.ProfileID)))
-	b = append(b, it.ProfileID...)
+	b = appendDelta(b, it.ParsedAt, it.Updated)
+	b = appendStr(b, it.Source)
+	b = binary.AppendUvarint(b, uint64(dirNo))
+	b = appendStr(b, name)
+	// A moved file's origin is where HR put it: the same name in another
+	// directory, stored as that directory's number.
+	odir, oname := splitPath(it.Origin)
+	if it.Origin != "" && it.Path != "" && oname == name && strings.HasPrefix(it.Origin, "/") {
+		n, _, err := c.dir(odir, true)
+		if err != nil {
+			return nil, err
+		}
+		b = binary.AppendUvarint(b, uint64(n)<<1|1)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(it.Origin))<<1)
+		b = append(b, it.Origin...)
+	}
+	b = appendStr(b, fileName)
+	b = appendStr(b, it.LastError)
+	b = appendID(b, it.FileID)
+	b = appendID(b, it.ProfileID)
 	return b, nil
 }
 
@@ -219,6 +323,16 @@ func (r *itemReader) varint() int64 {
 	return v
 }
 
+func (r *itemReader) byte() byte {
+	if len(r.b) == 0 {
+		r.err = errors.New("truncated record")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
 func (r *itemReader) str() string {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
@@ -231,16 +345,81 @@ func (r *itemReader) str() string {
 	return s
 }
 
-func decodeItem(k, v []byte) (Item, error) {
+// decodeItem reads a format 3 record of the item k.
+func (c *codec) decodeItem(key Key, v []byte) (Item, error) {
+	if len(v) < 3 || v[0] != itemFormat {
+		return Item{}, fmt.Errorf("item %s: unknown record format", key)
+	}
+	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, Message: v[2]&flagMessage != 0, flags: v[2] &^ (flagMaybeSent | flagMessage)}
+	r := &itemReader{b: v[3:]}
+	it.Attempts = int(r.uvarint())
+	it.Size = int64(r.uvarint())
+	it.Created = fromMillis(r.varint())
+	it.Updated = r.delta(it.Created)
+	it.UploadedAt = r.delta(it.Updated)
+	it.NextAttempt = r.delta(it.Updated)
+	it.Received = fromMillis(r.varint())
+	it.Parse = ParseStatus(r.byte())
+	it.ParsedAt = r.delta(it.Updated)
+	it.Source = r.str()
+	dirNo := r.uvarint()
+	name := r.str()
+	originDir := uint64(0)
+	if u := r.uvarint(); u&1 == 1 {
+		originDir = u >> 1
+	} else if n := u >> 1; n > uint64(len(r.b)) {
+		r.err = errors.New("truncated origin")
+		r.b = nil
+	} else {
+		it.Origin = string(r.b[:n])
+		r.b = r.b[n:]
+	}
+	it.FileName, it.LastError = r.str(), r.str()
+	it.FileID, it.ProfileID = r.id(), r.id()
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes too many", len(r.b))
+	}
+	if r.err != nil {
+		return Item{}, fmt.Errorf("item %s: %w", key, r.err)
+	}
+	if dirNo != 0 {
+		if dirNo > 0xFFFFFFFF {
+			return Item{}, fmt.Errorf("item %s: directory number %d", key, dirNo)
+		}
+		dir, err := c.dirOf(uint32(dirNo))
+		if err != nil {
+			return Item{}, fmt.Errorf("item %s: %w", key, err)
+		}
+		it.Path = dir + name
+	}
+	if originDir != 0 {
+		if originDir > 0xFFFFFFFF {
+			return Item{}, fmt.Errorf("item %s: directory number %d", key, originDir)
+		}
+		dir, err := c.dirOf(uint32(originDir))
+		if err != nil {
+			return Item{}, fmt.Errorf("item %s: %w", key, err)
+		}
+		it.Origin = dir + name
+	}
+	if it.FileName == "" && !it.Message {
+		it.FileName = name
+	}
+	return it, nil
+}
+
+// decodeItemV2 reads a record of schema 4 and before: formats 1 and 2,
+// keyed by source id 0x00 sha256.
+func decodeItemV2(k, v []byte) (Item, error) {
 	key, err := parseKey(k)
 	if err != nil {
 		return Item{}, err
 	}
-	if len(v) < 3 || v[0] < 1 || v[0] > itemFormat {
+	if len(v) < 3 || v[0] < 1 || v[0] > 2 {
 		return Item{}, fmt.Errorf("item %s: unknown record format", key)
 	}
 	format := v[0]
-	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, Message: v[2]&flagMessage != 0}
+	it := Item{Key: key, Status: Status(v[1]), MaybeSent: v[2]&flagMaybeSent != 0, Message: v[2]&flagMessage != 0, flags: v[2] &^ (flagMaybeSent | flagMessage)}
 	r := &itemReader{b: v[3:]}
 	it.Attempts = int(r.uvarint())
 	it.Size = int64(r.uvarint())
@@ -283,20 +462,35 @@ type FileRecord struct {
 	SHA256 [32]byte
 }
 
-const fileRecordLen = 8*4 + 32
-
+// A file record (schema 6) is dev, ino and size as uvarints, the mtime
+// as a varint, then the SHA-256: 45 bytes for a usual file, 64 before.
 func encodeFile(r FileRecord) []byte {
-	b := make([]byte, fileRecordLen)
-	binary.BigEndian.PutUint64(b[0:], r.Dev)
-	binary.BigEndian.PutUint64(b[8:], r.Ino)
-	binary.BigEndian.PutUint64(b[16:], uint64(r.Size))
-	binary.BigEndian.PutUint64(b[24:], uint64(r.MTime))
-	copy(b[32:], r.SHA256[:])
-	return b
+	b := make([]byte, 0, 4*binary.MaxVarintLen64+32)
+	b = binary.AppendUvarint(b, r.Dev)
+	b = binary.AppendUvarint(b, r.Ino)
+	b = binary.AppendUvarint(b, uint64(max(r.Size, 0)))
+	b = binary.AppendVarint(b, r.MTime)
+	return append(b, r.SHA256[:]...)
 }
 
 func decodeFile(b []byte) (FileRecord, error) {
-	if len(b) != fileRecordLen {
+	r := &itemReader{b: b}
+	var f FileRecord
+	f.Dev = r.uvarint()
+	f.Ino = r.uvarint()
+	f.Size = int64(r.uvarint())
+	f.MTime = r.varint()
+	if r.err != nil || len(r.b) != 32 {
+		return FileRecord{}, errors.New("malformed file record")
+	}
+	copy(f.SHA256[:], r.b)
+	return f, nil
+}
+
+// decodeFileV4 reads a file record of schema 4 and before: four
+// big-endian uint64 and the SHA-256.
+func decodeFileV4(b []byte) (FileRecord, error) {
+	if len(b) != 8*4+32 {
 		return FileRecord{}, errors.New("malformed file record")
 	}
 	var r FileRecord
@@ -308,10 +502,9 @@ func decodeFile(b []byte) (FileRecord, error) {
 	return r, nil
 }
 
-// fileKey is an 8-byte hash of the source id, then the path: shorter than
-// the 40-character id, and collisions among a config's few sources are
-// out of reach.
-func fileKey(sourceID, path string) []byte {
+// fileKeyV4 was the key of a file identity in schema 4 and before: an
+// 8-byte hash of the source id, then the path.
+func fileKeyV4(sourceID, path string) []byte {
 	h := fnv.New64a()
 	h.Write([]byte(sourceID))
 	b := make([]byte, 0, 8+len(path))

@@ -95,8 +95,7 @@ func (s *Store) Report(since time.Time) ([]ReportRow, error) {
 		return d, d >= minDay
 	}
 	err := s.view(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketClaims).ForEach(func(k, v []byte) error {
-			it, err := decodeItem(k, v)
+		if err := newCodec(tx).forEachItem(func(it Item, _ [2][]byte, err error) error {
 			if err != nil {
 				return err
 			}

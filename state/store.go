@@ -10,15 +10,22 @@
 //	  "schema"                        → uint32 schema version
 //	  "api"                           → the API the uploads go to (apibind.go)
 //	  "folderdev" 0x00 sourceID 0x00 path → 1 dev[8] mount root: a folder's file system (folders.go)
-//	claims
-//	  sourceID 0x00 sha256[32]        → item (binary, see record.go)
+//	sources                         a number per Riminder source id (schema 6, layout.go)
+//	  sourceID                        → no[2]
+//	dirs                              a number per directory, both ways (schema 6)
+//	  'd' dir (up to its last '/')    → no[4]
+//	  'n' no[4]                       → dir
+//	items                             the claims (schema 6; "claims" before)
+//	  srcno[2] sha256[32]             → item (binary, see record.go)
 //	queue                             pending items not handed to a worker
 //	  sourceID (sub-bucket)
 //	    due unix-nanos[8] sha256[32]  → empty
 //	leased                            items handed to a worker: maybe sent
 //	  sourceID 0x00 sha256[32]        → lease unix-nanos[8]
-//	files                             folder file identities
-//	  fnv64(sourceID)[8] abs path     → identity (dev, ino, size, mtime, sha256)
+//	idents                            folder file identities (schema 6; "files" before)
+//	  srcno[2] dirno[4] name          → identity (dev, ino, size, mtime, sha256)
+//	missing                           identities of files gone from their folder (schema 6, retain.go)
+//	  idents key                      → since unix-millis[8]
 //	dups                              duplicates found, per source and UTC day (schema 4)
 //	  source name 0x00 YYYYMMDD       → uint64 (day 00000000: counted before schema 4)
 //	actions                           after-actions still to do (schema 2)
@@ -65,18 +72,18 @@ import (
 // SchemaVersion is the layout version this package reads and writes.
 // Version 2 added the actions bucket, version 3 the cursors and messages
 // buckets of mailbox sources, version 4 counts duplicates per day,
-// version 5 added the mailnotes bucket; Open upgrades an older database.
-const SchemaVersion = 5
+// version 5 added the mailnotes bucket, version 6 numbers sources and
+// directories and shrinks the records (layout.go, migrate.go); Open
+// upgrades an older database.
+const SchemaVersion = 6
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
 
 var (
 	bucketMeta      = []byte("meta")
-	bucketClaims    = []byte("claims")
 	bucketQueue     = []byte("queue")
 	bucketLeased    = []byte("leased")
-	bucketFiles     = []byte("files")
 	bucketDups      = []byte("dups")
 	bucketActions   = []byte("actions")
 	bucketCursors   = []byte("cursors")
@@ -84,7 +91,7 @@ var (
 	bucketMailNotes = []byte("mailnotes")
 	keySchema       = []byte("schema")
 
-	allBuckets = [][]byte{bucketMeta, bucketClaims, bucketQueue, bucketLeased, bucketFiles, bucketDups, bucketActions, bucketCursors, bucketMessages, bucketMailNotes}
+	allBuckets = [][]byte{bucketMeta, bucketItems, bucketQueue, bucketLeased, bucketIdents, bucketDups, bucketActions, bucketCursors, bucketMessages, bucketMailNotes, bucketSources, bucketDirs, bucketMissing}
 )
 
 // ErrLocked is returned by Open when another process holds the database.
@@ -200,22 +207,35 @@ func Open(path string, opts *Options) (*Store, error) {
 // is about to take (bbolt's own flock on the same descriptor then succeeds
 // at once), and validates the file while no writer can change it.
 func (s *Store) openChecked(name string, flag int, perm os.FileMode, o *Options) (*os.File, error) {
-	f, err := os.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
 	how := syscall.LOCK_SH
 	if !o.ReadOnly {
 		how = syscall.LOCK_EX
 	}
-	if err := lockFile(f, how, o.LockTimeout); err != nil {
+	var (
+		f   *os.File
+		fi  os.FileInfo
+		err error
+	)
+	// A state compacted (or reset) while this process waited for the lock
+	// was renamed over: the file locked is then no longer the one at
+	// name, and the one at name is opened instead.
+	for try := 0; ; try++ {
+		if f, err = os.OpenFile(name, flag, perm); err != nil {
+			return nil, err
+		}
+		if err := lockFile(f, how, o.LockTimeout); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if fi, err = f.Stat(); err != nil {
+			f.Close()
+			return nil, err
+		}
+		now, serr := os.Stat(name)
+		if serr != nil || os.SameFile(fi, now) || try == 3 {
+			break
+		}
 		f.Close()
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
 	}
 	if fi.Size() == 0 {
 		if o.ReadOnly {
@@ -362,6 +382,11 @@ func migrate(tx *bolt.Tx, from uint32) error {
 			if err := dups.Put(nk, kv[1]); err != nil {
 				return err
 			}
+		}
+	}
+	if from < 6 {
+		if err := migrate6(tx); err != nil {
+			return err
 		}
 	}
 	return tx.Bucket(bucketMeta).Put(keySchema, put32(SchemaVersion))

@@ -158,5 +158,11 @@ func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- f
 		}
 		return nil
 	}
-	return w.walkRoot(ctx)
+	if err := w.walkRoot(ctx); err != nil {
+		return err
+	}
+	if w.complete {
+		forgetMissing(ctx, s.h.store, f, s.log)
+	}
+	return nil
 }

@@ -57,6 +57,10 @@ type walker struct {
 	// reports, when set, logs an error once per path until it changes
 	// (the daemon walks the same tree again and again); nil logs each.
 	reports *reports
+	// complete is set by a walkRoot that listed the folder to its end
+	// (its root opened, no error, not cancelled): only then may files the
+	// walk did not meet be taken as gone (forget_missing).
+	complete bool
 
 	mu      sync.Mutex // visited
 	visited map[[2]uint64]bool
@@ -123,6 +127,7 @@ func folderTree(f *config.Folder) confine.Tree {
 
 // walkRoot walks the whole folder.
 func (w *walker) walkRoot(ctx context.Context) error {
+	w.complete = false
 	w.reports.begin()
 	defer w.reports.prune()
 	root, err := w.tree.OpenRoot()
@@ -143,7 +148,9 @@ func (w *walker) walkRoot(ctx context.Context) error {
 		return nil
 	}
 	w.reports.ok(w.f.Path)
-	return w.walkFrom(ctx, root, d, w.f.Path, "", info)
+	err = w.walkFrom(ctx, root, d, w.f.Path, "", info)
+	w.complete = err == nil && ctx.Err() == nil
+	return err
 }
 
 // walkDir walks the sub-tree at abs (rel to the folder, slash separated),

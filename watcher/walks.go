@@ -184,6 +184,9 @@ func (ws *walks) do(ctx context.Context, kind jobKind, d observation) error {
 	ws.gen++
 	ws.mu.Unlock()
 	err := ws.w.walkRoot(ctx)
+	if kind == jobRescan && ws.w.complete {
+		forgetMissing(ctx, ws.s.w.h.store, &ws.s.f, ws.s.log)
+	}
 	if err == nil && ws.prev != nil {
 		ws.mu.Lock()
 		defer ws.mu.Unlock()

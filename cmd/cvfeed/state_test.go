@@ -221,6 +221,15 @@ func TestStateBackupCheckAndPermissions(t *testing.T) {
 	if got := copyCounts(offline); got.Total != want.Total {
 		t.Errorf("the offline backup counts %+v, want %+v", got.Total, want.Total)
 	}
+	// Compaction, offline: the same counts after, then refused while run
+	// holds the state.
+	r = runCvfeed(t, nil, "state", "compact", "-config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "compacted state") {
+		t.Fatalf("state compact: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	if got := statusOf(t, cfg); got.Total != want.Total {
+		t.Errorf("status after state compact: %+v, want %+v", got.Total, want.Total)
+	}
 
 	d := startRun(t, cfg)
 	waitLog(t, d, "cvfeed running", 15*time.Second)
@@ -231,6 +240,10 @@ func TestStateBackupCheckAndPermissions(t *testing.T) {
 	r = runCvfeed(t, nil, "state", "reset", "-config", cfg)
 	if r.code != 1 || !strings.Contains(r.stderr, "is in use by another cvfeed process") {
 		t.Errorf("state reset while run holds the state: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCvfeed(t, nil, "state", "compact", "-config", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "is in use by another cvfeed process") {
+		t.Errorf("state compact while run holds the state: exit %d, %q %s", r.code, r.stdout, r.stderr)
 	}
 	// FILE is relative to the caller's directory, not the daemon's.
 	callerDir := t.TempDir()

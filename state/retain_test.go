@@ -1,0 +1,135 @@
+package state
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestForgetMissing: a file gone from its folder is forgotten only once it
+// was missing for forget_missing; one back in time keeps its identity.
+func TestForgetMissing(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	var cands []Candidate
+	for i, name := range []string{"a", "b", "c"} {
+		cd := cand("content "+name, "/srv/hr/"+name+".pdf")
+		cd.Identity = &Identity{Dev: 1, Ino: uint64(10 + i), Size: 9, MTime: 5}
+		cands = append(cands, cd)
+	}
+	if _, err := s.Claim(cands); err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]bool{}
+	present := func(p string) bool { return !gone[p] }
+	known := func(p string) bool {
+		_, ok, err := s.LookupFile(src, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	sweep := func(wantMissing, wantForgotten int) {
+		t.Helper()
+		st, err := s.ForgetMissing(src, present, 72*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Checked == 0 || st.Missing != wantMissing || st.Forgotten != wantForgotten {
+			t.Errorf("ForgetMissing = %+v, want %d newly missing, %d forgotten", st, wantMissing, wantForgotten)
+		}
+	}
+	gone["/srv/hr/b.pdf"] = true
+	sweep(1, 0)
+	c.add(71 * time.Hour)
+	sweep(0, 0)
+	if !known("/srv/hr/b.pdf") {
+		t.Fatal("b.pdf forgotten after 71 hours missing, want 72")
+	}
+	// Back (the share was remounted): its missing mark goes.
+	gone["/srv/hr/b.pdf"] = false
+	sweep(0, 0)
+	gone["/srv/hr/b.pdf"] = true
+	c.add(2 * time.Hour)
+	sweep(1, 0) // missing since now, not since 73 hours ago
+	c.add(72 * time.Hour)
+	sweep(0, 1)
+	if known("/srv/hr/b.pdf") {
+		t.Error("b.pdf still remembered after 72 hours missing")
+	}
+	if !known("/srv/hr/a.pdf") || !known("/srv/hr/c.pdf") {
+		t.Error("a file present was forgotten")
+	}
+	if problems, err := s.Check(); err != nil || len(problems) > 0 {
+		t.Errorf("Check: %v %q", err, problems)
+	}
+	// The content's item stays: the same file back is a known content.
+	res, err := s.Claim(cands[1:2])
+	if err != nil || res[0] != ClaimDuplicate {
+		t.Errorf("claim of b.pdf back = %v, %v; want a duplicate (its content was taken)", res, err)
+	}
+	if st, err := s.ForgetMissing("no-such-source", present, time.Hour); err != nil || st.Checked != 0 {
+		t.Errorf("ForgetMissing of an unknown source = %+v, %v", st, err)
+	}
+}
+
+// TestForgetUploaded: uploaded items older than keep_uploaded go, unless
+// an after-action waits on them; pending and failed items stay.
+func TestForgetUploaded(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	var cands []Candidate
+	for i := range 4 {
+		cd := cand(fmt.Sprint("cv ", i), fmt.Sprintf("/srv/hr/%d.pdf", i))
+		cd.Identity = &Identity{Ino: uint64(i + 1), Size: 4}
+		cd.Action = i == 1
+		cands = append(cands, cd)
+	}
+	if _, err := s.Claim(cands); err != nil {
+		t.Fatal(err)
+	}
+	items, _, err := s.Lease(10, nil)
+	if err != nil || len(items) != 4 {
+		t.Fatalf("Lease = %d items, %v", len(items), err)
+	}
+	var rs []Result
+	for _, it := range items {
+		switch it.Path {
+		case "/srv/hr/2.pdf":
+			rs = append(rs, Result{Key: it.Key, Outcome: Fail, Err: "bad"})
+		case "/srv/hr/3.pdf":
+			rs = append(rs, Result{Key: it.Key, Outcome: Retry, Next: c.t.Add(time.Hour)})
+		default:
+			rs = append(rs, Result{Key: it.Key, Outcome: Done, Attempted: true, FileID: "f"})
+		}
+	}
+	if err := s.Complete(rs); err != nil {
+		t.Fatal(err)
+	}
+	c.add(24 * time.Hour)
+	st, err := s.ForgetUploaded(c.t.Add(-25 * time.Hour))
+	if err != nil || st.Forgotten != 0 {
+		t.Fatalf("ForgetUploaded before any upload = %+v, %v; want nothing forgotten", st, err)
+	}
+	st, err = s.ForgetUploaded(c.t.Add(-time.Hour))
+	if err != nil || st.Forgotten != 1 {
+		t.Fatalf("ForgetUploaded = %+v, %v; want 1 forgotten", st, err)
+	}
+	for i, want := range []bool{false, true, true, true} {
+		if _, ok, err := s.Get(Key{SourceID: src, SHA256: cands[i].SHA256}); err != nil || ok != want {
+			t.Errorf("item of %d.pdf kept = %v, %v; want %v", i, ok, err, want)
+		}
+	}
+	// The identity stays, so the unchanged file is not read again; the
+	// content claimed again is new to the state, and the uploader's
+	// reference check confirms what the API holds.
+	if _, ok, _ := s.LookupFile(src, "/srv/hr/0.pdf"); !ok {
+		t.Error("the identity of a forgotten item was dropped")
+	}
+	if res, err := s.Claim([]Candidate{cand("cv 0", "/srv/hr/copy.pdf")}); err != nil || res[0] != ClaimNew {
+		t.Errorf("claim of forgotten content = %v, %v; want new", res, err)
+	}
+	if problems, err := s.Check(); err != nil || len(problems) > 0 {
+		t.Errorf("Check: %v %q", err, problems)
+	}
+}
