@@ -1,4 +1,4 @@
-// Command cvfeed feeds CV files from folders (and, later, mailboxes) into
+// Command cvfeed feeds CV files from folders and mailboxes into
 // the Riminder API, each exactly once. See README.md.
 package main
 
