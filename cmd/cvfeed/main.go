@@ -67,7 +67,7 @@ commands:
   retry      queue failed items again (-all | ID...)
   report     activity per source and day (-json, -since DATE)
   check      validate the config, reach the API, read every folder and mailbox
-  state      the state file: check, reset, backup FILE, rebind ("cvfeed state" lists them)
+  state      the state file: check, reset, backup FILE, rebind, compact ("cvfeed state" lists them)
   sandbox    run a local fake Riminder API
   version    print the version
 
