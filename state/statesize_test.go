@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -62,8 +65,75 @@ func BenchmarkStateSize(b *testing.B) {
 			b.ReportMetric(float64(after)/float64(n), "B/file-compacted")
 			continue
 		}
+		path := s.Path()
 		s.Close()
+		rss, took, err := openPeakRSS(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("a process that opens this state (the damaged-state check walks every page): open %v, peak RSS %.1f MiB for a %.1f MiB state\n",
+			took.Round(time.Millisecond), float64(rss)/(1<<20), float64(size)/(1<<20))
+		b.ReportMetric(float64(rss)/(1<<20), "MiB-open-peak-RSS")
 	}
+}
+
+// openPeakRSS runs this test binary again, as a process that only opens the
+// state at path (TestOpenPeakRSSHelper), and returns its peak RSS and how
+// long the open took.
+func openPeakRSS(path string) (int64, time.Duration, error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenPeakRSSHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "CVFEED_OPEN_RSS="+path)
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("open in a child: %w\n%s", err, out)
+	}
+	var took time.Duration
+	for line := range strings.SplitSeq(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "open-took "); ok {
+			took, _ = time.ParseDuration(v)
+		}
+		if v, ok := strings.CutPrefix(line, "peak-rss "); ok {
+			rss, err := strconv.ParseInt(v, 10, 64)
+			return rss, took, err
+		}
+	}
+	return 0, 0, fmt.Errorf("open in a child: no peak-rss line in\n%s", out)
+}
+
+// TestOpenPeakRSSHelper is the child process of openPeakRSS: it opens the
+// state named by $CVFEED_OPEN_RSS read-only, and prints its
+// peak RSS (VmHWM). Without the variable it has nothing to do.
+func TestOpenPeakRSSHelper(t *testing.T) {
+	path := os.Getenv("CVFEED_OPEN_RSS")
+	if path == "" {
+		t.Skip("the child process of BenchmarkStateSize")
+	}
+	start := time.Now()
+	s, err := Open(path, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	took := time.Since(start)
+	if _, err := s.Size(); err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("open-took %s\npeak-rss %d\n", took, kb<<10)
+			return
+		}
+	}
+	t.Fatal("no VmHWM in /proc/self/status")
 }
 
 // benchPath is a path like bench/backfill's: 500 files per directory.
