@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -104,4 +105,19 @@ func Compact(path string, opts *Options) (before, after int64, err error) {
 		return before, after, fmt.Errorf("compact state %s: %w", path, err)
 	}
 	return before, after, nil
+}
+
+// removeCompactLeftovers removes the temporary copies that a compaction
+// killed before its rename left beside the state (".cvfeed.db.compact-*",
+// as large as the state). Called with the writer's lock held: no
+// compaction runs then, since Compact holds that lock too.
+func removeCompactLeftovers(path string, log *slog.Logger) {
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".compact-*"))
+	for _, p := range left {
+		if err := os.Remove(p); err != nil {
+			log.Warn("cannot remove what an interrupted state compact left", "file", p, "err", err)
+			continue
+		}
+		log.Info("removed what an interrupted state compact left", "file", p)
+	}
 }

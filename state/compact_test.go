@@ -65,3 +65,42 @@ func TestCompact(t *testing.T) {
 		t.Errorf("LookupFile after compaction: %v, %v", ok, err)
 	}
 }
+
+// A compaction killed before its rename leaves a temporary copy beside the
+// state: a reader leaves it, the next writer's open removes it, and
+// nothing else in the directory is touched.
+func TestCompactLeftoverRemoved(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, FileName)
+	s, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	left := filepath.Join(dir, "."+FileName+".compact-123456")
+	other := filepath.Join(dir, "cvfeed.db.damaged-20261201T101500Z")
+	for _, f := range []string{left, other} {
+		if err := os.WriteFile(f, []byte("partial copy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(p, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := os.Stat(left); err != nil {
+		t.Fatalf("a reader removed the compaction's leftover: %v", err)
+	}
+	w, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("the compaction's leftover is still there after a writer's open: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("the open removed %s: %v", other, err)
+	}
+}

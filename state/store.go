@@ -192,6 +192,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	s.db = db
 	if !o.ReadOnly {
 		makePrivate(path, 0o600, "state file", log)
+		removeCompactLeftovers(path, log)
 	}
 	if err := s.init(o.ReadOnly); err != nil {
 		db.Close()
