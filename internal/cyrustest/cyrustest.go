@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cvfeed/cvfeed/internal/imaptest"
 	"net"
 	"os"
 	"os/exec"
@@ -62,7 +63,7 @@ type Server struct {
 	out      bytes.Buffer // master's stdout and stderr
 	adminPw  string
 	mu       sync.Mutex
-	clients  map[string]*imapclient.Client
+	pool     imaptest.Pool
 	stopOnce sync.Once
 }
 
@@ -128,7 +129,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Users: users, Dir: dir, t: t, clients: map[string]*imapclient.Client{}}
+	s := &Server{Users: users, Dir: dir, t: t}
 	t.Cleanup(func() {
 		s.Stop()
 		os.RemoveAll(dir)
@@ -331,12 +332,7 @@ func (s *Server) Log() string {
 // calls it; calling it again does nothing.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		for _, c := range s.clients {
-			c.Close()
-		}
-		s.clients = nil
-		s.mu.Unlock()
+		s.pool.Close()
 		s.stopMaster()
 	})
 }

@@ -8,6 +8,7 @@ package dovecottest
 
 import (
 	"fmt"
+	"github.com/cvfeed/cvfeed/internal/imaptest"
 	"net"
 	"os"
 	"os/exec"
@@ -19,8 +20,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // Options configure Start.
@@ -54,7 +53,7 @@ type Server struct {
 	t         testing.TB
 	conf      string
 	mu        sync.Mutex
-	clients   map[string]*imapclient.Client
+	pool      imaptest.Pool
 	delivered int
 	stopOnce  sync.Once
 }
@@ -101,7 +100,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Users: users, Dir: dir, t: t, clients: map[string]*imapclient.Client{}}
+	s := &Server{Users: users, Dir: dir, t: t}
 	t.Cleanup(func() {
 		s.Stop()
 		os.RemoveAll(dir)
@@ -287,12 +286,7 @@ func (s *Server) Log() string {
 // cleanup calls it; calling it again does nothing.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		for _, c := range s.clients {
-			c.Close()
-		}
-		s.clients = nil
-		s.mu.Unlock()
+		s.pool.Close()
 		s.stopDovecot()
 	})
 }
