@@ -62,6 +62,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -123,6 +124,9 @@ type Store struct {
 	now      func() time.Time
 	// notify is signalled (without blocking) when pending work is added.
 	notify chan struct{}
+	// The trimmer of the mapping's resident pages (resident.go).
+	trimStop, trimDone chan struct{}
+	trims              atomic.Int64
 }
 
 // Open opens (creating if needed, mode 0600, in a directory of mode 0700)
@@ -201,6 +205,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
+	s.startTrim()
 	return s, nil
 }
 
@@ -398,6 +403,10 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stopTrim()
+	if !s.readOnly {
+		s.syncFreelist()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close state %s: %w", s.path, err)
 	}
