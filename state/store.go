@@ -74,9 +74,14 @@ import (
 // Version 2 added the actions bucket, version 3 the cursors and messages
 // buckets of mailbox sources, version 4 counts duplicates per day,
 // version 5 added the mailnotes bucket, version 6 numbers sources and
-// directories and shrinks the records (layout.go, migrate.go); Open
-// upgrades an older database.
-const SchemaVersion = 6
+// directories and shrinks the records (layout.go, migrate.go), version 7
+// numbers source names in items (record format 4); Open upgrades an older
+// database. A version 6 file is read as it is (its items are format 3):
+// a read-only Open does not need a writer to upgrade it first.
+const SchemaVersion = 7
+
+// readableSchema is the oldest version read without an upgrade.
+const readableSchema = 6
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
@@ -322,7 +327,7 @@ func (s *Store) init(readOnly bool) error {
 		switch {
 		case got > SchemaVersion:
 			return fmt.Errorf("schema version %d, this cvfeed reads version %d: it is older than the cvfeed that wrote it", got, SchemaVersion)
-		case got < SchemaVersion:
+		case got < readableSchema:
 			return fmt.Errorf("schema version %d, this cvfeed reads version %d: run cvfeed backfill or run once to upgrade it", got, SchemaVersion)
 		}
 		for _, b := range allBuckets {
