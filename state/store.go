@@ -62,6 +62,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -123,6 +124,14 @@ type Store struct {
 	now      func() time.Time
 	// notify is signalled (without blocking) when pending work is added.
 	notify chan struct{}
+	// A compaction replaces db (compact.go): mu is held shared by every
+	// transaction and exclusively to replace db; wmu is held by every
+	// write transaction and by a compaction while it copies.
+	mu     sync.RWMutex
+	wmu    sync.Mutex
+	closed bool
+	// opts is how the store was opened: a compaction opens its copy so.
+	opts Options
 }
 
 // Open opens (creating if needed, mode 0600, in a directory of mode 0700)
@@ -153,7 +162,8 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		makePrivate(dir, 0o700, "state_dir", log)
 	}
-	s := &Store{path: path, readOnly: o.ReadOnly, now: o.Now, notify: make(chan struct{}, 1)}
+	o.Logger = log
+	s := &Store{path: path, readOnly: o.ReadOnly, now: o.Now, notify: make(chan struct{}, 1), opts: o}
 	var (
 		db     *bolt.DB
 		opened *os.File
@@ -396,8 +406,13 @@ func migrate(tx *bolt.Tx, from uint32) error {
 // Path returns the database file path.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
+// Close closes the database, once a compaction running is over.
 func (s *Store) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close state %s: %w", s.path, err)
 	}
