@@ -207,6 +207,16 @@ func Serve(ctx context.Context, stateDir string, l Local, log *slog.Logger) erro
 		}
 		reply(w, prev, err)
 	})
+	mux.HandleFunc("POST /compact", func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		before, after, err := l.Compact()
+		if err != nil {
+			log.Error("cvfeed state compact failed: the state goes on as it was", "err", err)
+		} else {
+			log.Info("compacted the state (cvfeed state compact)", "before", before, "after", after, "took", time.Since(start).Round(time.Millisecond))
+		}
+		reply(w, CompactResult{Before: before, After: after}, err)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -251,6 +261,10 @@ func NewClient(path string) *Client {
 }
 
 func (c *Client) call(method, path string, body, out any) error {
+	return c.callWith(c.hc, method, path, body, out)
+}
+
+func (c *Client) callWith(hc *http.Client, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -263,7 +277,7 @@ func (c *Client) call(method, path string, body, out any) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("ask the running cvfeed: %w", err)
 	}
@@ -331,6 +345,25 @@ func (c *Client) Backup(path string) (int64, error) {
 func (c *Client) Rebind(api string) (string, error) {
 	var prev string
 	return prev, c.call("POST", "/rebind", struct{ API string }{api}, &prev)
+}
+
+// CompactResult is the state's size before and after a compaction.
+type CompactResult struct {
+	Before int64 `json:"before"`
+	After  int64 `json:"after"`
+}
+
+// compactTimeout bounds a compaction through the socket: it copies the
+// whole state (about 10 s per GiB here), longer than any other call.
+const compactTimeout = time.Hour
+
+// Compact has the running cvfeed compact the state (state.Store.Compact):
+// its writes wait meanwhile, then go to the compacted file.
+func (c *Client) Compact() (CompactResult, error) {
+	hc := *c.hc
+	hc.Timeout = compactTimeout
+	var res CompactResult
+	return res, c.callWith(&hc, "POST", "/compact", struct{}{}, &res)
 }
 
 // Close does nothing: every call is its own request.
@@ -411,4 +444,27 @@ func Rebind(stateDir, api string) (string, error) {
 		err = cerr
 	}
 	return prev, err
+}
+
+// Compact rewrites the state to reclaim space (state.Store.Compact), here
+// or in the running cvfeed (remote), and returns its sizes before and
+// after. The state must exist: a missing one is not created.
+func Compact(stateDir string) (res CompactResult, remote bool, err error) {
+	path := filepath.Join(stateDir, state.FileName)
+	if _, err := os.Stat(path); err != nil {
+		return res, false, fmt.Errorf("compact state %s: %w", path, err)
+	}
+	st, c, err := StateOrDaemon(stateDir, true)
+	switch {
+	case err != nil:
+		return res, false, err
+	case c != nil:
+		res, err = c.Compact()
+		return res, true, err
+	}
+	res.Before, res.After, err = st.Compact()
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return res, false, err
 }

@@ -275,3 +275,28 @@ cvfeed_uploads_total{outcome="uploaded",source="inbox"} 0
 		t.Errorf("cvfeed_mailbox_up series after ForgetSource(hr) = %d, %v, want 1 (jobs)", n, err)
 	}
 }
+
+// cvfeed_state_bytes is read at every scrape; an error leaves it out.
+func TestMetricsStateSize(t *testing.T) {
+	var size atomic.Int64
+	m := NewMetrics("dev", nil)
+	m.StateSize(func() (int64, error) {
+		if n := size.Load(); n >= 0 {
+			return n, nil
+		}
+		return 0, errors.New("stat state: no such file")
+	})
+	for _, n := range []int64{4 << 20, 1 << 20} {
+		size.Store(n)
+		want := "# HELP cvfeed_state_bytes Size of the state file (state_dir/cvfeed.db) in bytes, read at scrape time.\n" +
+			"# TYPE cvfeed_state_bytes gauge\n" +
+			"cvfeed_state_bytes " + strconv.FormatInt(n, 10) + "\n"
+		if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "cvfeed_state_bytes"); err != nil {
+			t.Errorf("size %d: %v", n, err)
+		}
+	}
+	size.Store(-1)
+	if _, err := m.Registry().Gather(); err == nil {
+		t.Error("Gather with the size failing = nil error, want the size's error")
+	}
+}

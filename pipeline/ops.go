@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -58,6 +59,13 @@ func newOpsKit(cfg *config.Config, store *state.Store, log *slog.Logger, version
 				"duplicate": c.Duplicate, "parsed": c.Parsed, "parse_error": c.ParseError}
 		}
 		return out, nil
+	})
+	k.metrics.StateSize(func() (int64, error) {
+		fi, err := os.Stat(store.Path())
+		if err != nil {
+			return 0, err
+		}
+		return fi.Size(), nil
 	})
 	k.setSources(cfg) // again, now that the counters exist
 	k.health = ops.NewHealth()

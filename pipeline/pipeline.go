@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Pipeline, error
 	} else if n > 0 {
 		log.Info("uploads interrupted by the last stop will be confirmed with the API before being sent again", "items", n)
 	}
-	forgetUploaded(store, cfg, time.Now(), log)
+	forgetUploaded(ctx, store, cfg, time.Now(), log)
 	p := &Pipeline{mode: o.Mode, log: log, version: o.Version, store: store, cfg: cfg,
 		accounts: map[string]*account{}, mailStats: new(imapsrc.Stats), settled: make(chan struct{}, 1),
 		folders: cfg.Folders, mailboxes: cfg.Mailboxes, spool: filepath.Clean(SpoolDir(cfg.StateDir))}
@@ -388,6 +388,14 @@ func (p *Pipeline) Run(ctx context.Context, reload <-chan os.Signal) error {
 	defer gc.Stop()
 	retain := time.NewTicker(retainEvery)
 	defer retain.Stop()
+	// The sweeps run beside the loop; Run returns once the one running
+	// stopped (Stop then closes the state).
+	var sweeps sweeper
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer func() {
+		stopSweep()
+		sweeps.wait()
+	}()
 	// The tick feeds the watchdog: if this loop hangs, systemd restarts
 	// cvfeed.
 	tick := time.NewTicker(time.Second)
@@ -400,7 +408,10 @@ func (p *Pipeline) Run(ctx context.Context, reload <-chan os.Signal) error {
 		case <-gc.C:
 			cleanSpool(p.store, SpoolDir(p.cfg.StateDir), time.Now(), p.log)
 		case <-retain.C:
-			forgetUploaded(p.store, p.config(), time.Now(), p.log)
+			cfg := p.config()
+			if !sweeps.start(sweepCtx, func(ctx context.Context) { forgetUploaded(ctx, p.store, cfg, time.Now(), p.log) }) {
+				p.log.Debug("the last sweep of uploaded items older than state.keep_uploaded still runs: this one is skipped")
+			}
 		case <-ctx.Done():
 			p.log.Info("stopping: no new files are taken; uploads in flight may finish", "timeout", p.config().ShutdownTimeout)
 			return nil

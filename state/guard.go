@@ -44,11 +44,22 @@ func (s *Store) damaged(format string, args ...any) error {
 //
 // db.Batch is not used: it may run fn on a timer's goroutine, where a panic
 // cannot be recovered.
+//
+// Both hold s.mu shared (a compaction replaces s.db under it, compact.go),
+// and update holds s.wmu, which a compaction holds while it copies: a
+// write waits for it, then goes to the compacted file. fn must not call the
+// Store (a nested view could wait for a compaction that waits for it).
 func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.guard(func() error { return s.db.View(fn) })
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.guard(func() error { return s.db.Update(fn) })
 }
 

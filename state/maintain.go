@@ -156,6 +156,10 @@ func (s *Store) checkTx(fn func(*bolt.Tx) error) error {
 	if s.readOnly {
 		return s.view(fn)
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.guard(func() error {
 		tx, err := s.db.Begin(true)
 		if err != nil {
@@ -278,4 +282,13 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

@@ -126,6 +126,19 @@ type Item struct {
 	ParsedAt  time.Time
 }
 
+// retire empties what an uploaded item says of its file, once an
+// after-action moved the file to done_dir or deleted it: where it was and
+// is, its names, size and date. Nothing reads them again (the upload is
+// done, and a second file with the same content is a duplicate by its key
+// alone); what stays is what exactly-once, cvfeed report and the
+// API's answer need: the key, the status, the source, the attempts, the
+// times and the API's ids. Over 100,000 moved files that is 45 bytes of
+// record per item instead of 80.
+func (it *Item) retire() {
+	it.Path, it.Origin, it.FileName, it.LastError = "", "", "", ""
+	it.Size, it.Received, it.NextAttempt, it.MaybeSent = 0, time.Time{}, time.Time{}, false
+}
+
 // ParseStatus is the outcome of the API's parsing of an uploaded CV, as
 // its webhook reports it.
 type ParseStatus uint8

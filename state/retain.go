@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -137,9 +138,19 @@ func (s *Store) ForgetMissing(sourceID string, present func(path string) bool, a
 // an unchanged file is not read again; one that changed, or whose identity
 // went, is claimed anew and confirmed by the API's reference answer.
 func (s *Store) ForgetUploaded(before time.Time) (ForgetStats, error) {
+	return s.ForgetUploadedContext(context.Background(), before)
+}
+
+// ForgetUploadedContext is ForgetUploaded that stops between two chunks
+// once ctx ends, with what it did so far and ctx's error: each chunk is
+// its own transaction, so what it forgot stays forgotten.
+func (s *Store) ForgetUploadedContext(ctx context.Context, before time.Time) (ForgetStats, error) {
 	var st ForgetStats
 	var from []byte
 	for {
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("forget uploaded items: %w", err)
+		}
 		var (
 			drop []Key
 			last []byte

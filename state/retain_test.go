@@ -1,6 +1,8 @@
 package state
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -110,6 +112,12 @@ func TestForgetUploaded(t *testing.T) {
 	st, err := s.ForgetUploaded(c.t.Add(-25 * time.Hour))
 	if err != nil || st.Forgotten != 0 {
 		t.Fatalf("ForgetUploaded before any upload = %+v, %v; want nothing forgotten", st, err)
+	}
+	// A sweep whose context ended stops before it forgets anything.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if st, err := s.ForgetUploadedContext(ctx, c.t.Add(-time.Hour)); !errors.Is(err, context.Canceled) || st.Forgotten != 0 {
+		t.Fatalf("ForgetUploadedContext with its context ended = %+v, %v; want nothing forgotten, context.Canceled", st, err)
 	}
 	st, err = s.ForgetUploaded(c.t.Add(-time.Hour))
 	if err != nil || st.Forgotten != 1 {

@@ -62,6 +62,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -132,6 +133,14 @@ type Store struct {
 	// The trimmer of the mapping's resident pages (resident.go).
 	trimStop, trimDone chan struct{}
 	trims              atomic.Int64
+	// A compaction replaces db (compact.go): mu is held shared by every
+	// transaction and exclusively to replace db; wmu is held by every
+	// write transaction and by a compaction while it copies.
+	mu     sync.RWMutex
+	wmu    sync.Mutex
+	closed bool
+	// opts is how the store was opened: a compaction opens its copy so.
+	opts Options
 }
 
 // Open opens (creating if needed, mode 0600, in a directory of mode 0700)
@@ -162,7 +171,8 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		makePrivate(dir, 0o700, "state_dir", log)
 	}
-	s := &Store{path: path, readOnly: o.ReadOnly, now: o.Now, notify: make(chan struct{}, 1)}
+	o.Logger = log
+	s := &Store{path: path, readOnly: o.ReadOnly, now: o.Now, notify: make(chan struct{}, 1), opts: o}
 	var (
 		db     *bolt.DB
 		opened *os.File
@@ -406,9 +416,18 @@ func migrate(tx *bolt.Tx, from uint32) error {
 // Path returns the database file path.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
+// Close closes the database, once a compaction running is over.
 func (s *Store) Close() error {
+	// The trimmer's transactions take s.mu: it stops first.
 	s.stopTrim()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	if !s.readOnly {
 		s.syncFreelist()
 	}

@@ -21,7 +21,7 @@ import (
 //	state reset          keep a damaged state aside and start anew
 //	state backup FILE    a consistent copy, also while a daemon runs
 //	state rebind         the config's api.url is the API the state records
-//	state compact        rewrite the file to reclaim space (offline)
+//	state compact        rewrite the file to reclaim space, also while a daemon runs
 
 const stateUsage = `usage: cvfeed state COMMAND [-config PATH]
 
@@ -30,7 +30,7 @@ commands:
   reset          keep the state aside (cvfeed.db.damaged-<time>) and start a new one
   backup FILE    write a consistent copy to FILE (also while cvfeed runs)
   rebind         record the config's api.url as the API of the state (same API, new address)
-  compact        rewrite the state to reclaim the space of what it forgot (cvfeed must not be running)
+  compact        rewrite the state to reclaim the space of what it forgot (also while cvfeed runs)
 `
 
 func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -186,27 +186,29 @@ func cmdStateRebind(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// cmdStateCompact rewrites the state with bbolt's compaction. Offline:
-// while run or backfill holds the state it says so (compaction through
-// the daemon's control socket is for later).
+// cmdStateCompact rewrites the state with bbolt's compaction: here, or,
+// while run or backfill holds the state, by that process through its
+// control socket (its writes wait meanwhile; on a failure it keeps the old
+// file and goes on).
 func cmdStateCompact(args []string, stdout, stderr io.Writer) int {
 	c, code, ok := stateCommand("compact", args, stderr, false)
 	if !ok {
 		return code
 	}
 	path := pipeline.StatePath(c.cfg)
-	before, after, err := state.Compact(path, &state.Options{LockTimeout: 200 * time.Millisecond, Logger: c.log})
+	res, remote, err := control.Compact(c.cfg.StateDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		fmt.Fprintf(stdout, "no state at %s: nothing to compact\n", path)
 		return exitOK
-	case errors.Is(err, state.ErrLocked):
-		fmt.Fprintf(stderr, "cvfeed: state %s is in use by another cvfeed process (run or backfill): stop it, then run cvfeed state compact again\n", path)
-		return exitFailed
 	case err != nil:
 		fmt.Fprintln(stderr, "cvfeed:", safe(err))
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "compacted state %s: %d bytes before, %d after\n", path, before, after)
+	via := ""
+	if remote {
+		via = " (by the running cvfeed)"
+	}
+	fmt.Fprintf(stdout, "compacted state %s: %d bytes before, %d after%s\n", path, res.Before, res.After, via)
 	return exitOK
 }
