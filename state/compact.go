@@ -111,6 +111,9 @@ func (s *Store) Compact() (before, after int64, err error) {
 	s.mu.Lock()
 	old := s.db
 	s.db = c.db
+	// Nothing written to the copy yet: its free list, recorded by the
+	// copy, holds (Close need not write it again).
+	s.dirty.Store(false)
 	s.mu.Unlock()
 	if err := old.Close(); err != nil {
 		s.opts.Logger.Warn("closing the state as it was before the compaction", "path", s.path, "err", err)
@@ -153,9 +156,7 @@ func (s *Store) compactCopy() (name string, err error) {
 	if err != nil {
 		return "", err
 	}
-	// Grow the copy by 1 MiB at a time, not bbolt's 16: the file ends
-	// close to what it holds.
-	dst.AllocSize = 1 << 20
+	dst.AllocSize = allocSize
 	if err := s.guard(func() error { return bolt.Compact(dst, s.db, compactTxSize) }); err != nil {
 		dst.Close()
 		return "", err

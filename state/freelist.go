@@ -9,7 +9,9 @@ import bolt "go.etcd.io/bbolt"
 // million files that took seconds and made the whole file resident at every
 // start.
 //
-// A clean Close therefore writes the list once: one last commit with
+// A clean Close of a store that wrote therefore writes the list once (a
+// store opened on a recorded list that wrote nothing leaves it, as Open's
+// check of a current schema does not write): one last commit with
 // NoFreelistSync off records it in the file, and the next writer's Open
 // reads it from there instead of walking the file. The first commit after
 // that frees the written list's pages and goes back to not syncing (bbolt's

@@ -81,6 +81,10 @@ import (
 // a read-only Open does not need a writer to upgrade it first.
 const SchemaVersion = 7
 
+// allocSize is how much the state file grows at a time (bbolt's
+// DB.AllocSize).
+const allocSize = 1 << 20
+
 // readableSchema is the oldest version read without an upgrade.
 const readableSchema = 6
 
@@ -133,6 +137,9 @@ type Store struct {
 	// The trimmer of the mapping's resident pages (resident.go).
 	trimStop, trimDone chan struct{}
 	trims              atomic.Int64
+	// dirty is set by every write transaction: Close records the free
+	// list only then (freelist.go).
+	dirty atomic.Bool
 	// A compaction replaces db (compact.go): mu is held shared by every
 	// transaction and exclusively to replace db; wmu is held by every
 	// write transaction and by a compaction while it copies.
@@ -209,6 +216,9 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	s.db = db
+	// The file grows 1 MiB at a time, not bbolt's 16: a state is what it
+	// holds, within a MiB (at the cost of a file sync per MiB written).
+	db.AllocSize = allocSize
 	if !o.ReadOnly {
 		makePrivate(path, 0o600, "state file", log)
 		removeCompactLeftovers(path, log)
@@ -350,6 +360,22 @@ func (s *Store) init(readOnly bool) error {
 	if readOnly {
 		return s.view(check)
 	}
+	// A state of this version is checked without a write: a commit would
+	// drop the free list recorded by the last Close (freelist.go).
+	current := false
+	if err := s.view(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if v := meta.Get(keySchema); len(v) != 4 || be32(v) != SchemaVersion {
+			return nil
+		}
+		current = true
+		return check(tx)
+	}); err != nil || current {
+		return err
+	}
 	return s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -428,7 +454,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	if !s.readOnly {
+	if !s.readOnly && s.dirty.Load() {
 		s.syncFreelist()
 	}
 	if err := s.db.Close(); err != nil {
