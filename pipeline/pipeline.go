@@ -261,6 +261,9 @@ func (p *Pipeline) onResult(it state.Item, r state.Result, took time.Duration) {
 // from the pool, duplicates and skipped files their INFO line from the
 // sources.)
 func (p *Pipeline) logUploaded(it state.Item, r state.Result) {
+	if !p.log.Enabled(context.Background(), slog.LevelInfo) {
+		return // its arguments cost more than the check, once per CV
+	}
 	where := []any{"file", it.Path}
 	if strings.HasPrefix(it.Path, p.spool+string(filepath.Separator)) {
 		where = []any{"mail", it.Origin, "name", it.FileName}

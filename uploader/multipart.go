@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // formField is a text part of a multipart upload.
@@ -130,6 +131,9 @@ func multipartPrefix(boundary string, fields []formField, fileName string) []byt
 // quoteName makes a file name safe inside a quoted header parameter: no
 // control characters, quotes and backslashes escaped as browsers do.
 func quoteName(name string) string {
+	if plainName(name) {
+		return name // the usual case, without a copy
+	}
 	name = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return -1
@@ -139,7 +143,26 @@ func quoteName(name string) string {
 	if name == "" {
 		name = "cv"
 	}
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)
+	return nameEscaper.Replace(name)
+}
+
+// nameEscaper escapes quotes and backslashes in a quoted parameter. A
+// Replacer is safe for concurrent use, and building one costs more than
+// the replacement: one for the package.
+var nameEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+// plainName reports whether quoteName would return name unchanged: not
+// empty, valid UTF-8, no control character, quote or backslash.
+func plainName(name string) bool {
+	if name == "" || !utf8.ValidString(name) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // contentType is the declared type of the file part, from the extension;
