@@ -67,8 +67,11 @@ type Pipeline struct {
 	version string
 	store   *state.Store
 	actions *fileaction.Runner
-	pool    *uploader.Pool
-	ops     *opsKit
+	// acting is the set of folders whose files have after-actions (see
+	// setActing); reload swaps it.
+	acting atomic.Pointer[map[string]bool]
+	pool   *uploader.Pool
+	ops    *opsKit
 
 	// cfg and api change on reload (only the Run goroutine writes them).
 	mu  sync.Mutex
@@ -188,6 +191,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (*Pipeline, error
 
 	p.actions = fileaction.New(store, log)
 	p.actions.SetFolders(cfg.Folders)
+	p.setActing(cfg.Folders)
 	p.actions.SetFolderCheck(func(f config.Folder) error { return watcher.CheckFolder(store, f) })
 	if o.Mode == OneShot {
 		// The items of a folder that is down (a share that did not
@@ -252,10 +256,26 @@ func (p *Pipeline) onResult(it state.Item, r state.Result, took time.Duration) {
 		p.ops.uploaded(it, r, took)
 	}
 	if r.Outcome == state.Done || r.Outcome == state.Fail {
-		p.actions.Notify(r.Key)
+		if (*p.acting.Load())[it.Source] {
+			p.actions.Notify(r.Key)
+		}
 		p.notifyAccounts()
 	}
 	p.wake()
+}
+
+// setActing records which folders have after-actions (a move or delete
+// after the upload, or a failed_dir): only their items are worth a look
+// for actions once settled. An item of any other source has none, or
+// (a folder whose config dropped its actions since the item was claimed)
+// has one for the runner's sweep, which follows the config of the day as
+// a notification would: not looking saves a read transaction per CV.
+func (p *Pipeline) setActing(folders []config.Folder) {
+	m := make(map[string]bool, len(folders))
+	for _, f := range folders {
+		m[f.Name] = f.AfterUpload != config.AfterKeep || f.FailedDir != ""
+	}
+	p.acting.Store(&m)
 }
 
 // logUploaded is the INFO line of an uploaded CV, for whoever is asked
@@ -264,6 +284,9 @@ func (p *Pipeline) onResult(it state.Item, r state.Result, took time.Duration) {
 // from the pool, duplicates and skipped files their INFO line from the
 // sources.)
 func (p *Pipeline) logUploaded(it state.Item, r state.Result) {
+	if !p.log.Enabled(context.Background(), slog.LevelInfo) {
+		return // its arguments cost more than the check, once per CV
+	}
 	where := []any{"file", it.Path}
 	if strings.HasPrefix(it.Path, p.spool+string(filepath.Separator)) {
 		where = []any{"mail", it.Origin, "name", it.FileName}

@@ -76,6 +76,7 @@ func (p *Pipeline) reload(ctx context.Context) {
 	p.api.files.set(cfg.Folders)
 	p.watch.SetFolders(cfg.Folders)
 	p.actions.SetFolders(cfg.Folders)
+	p.setActing(cfg.Folders)
 	var removed []string
 	for _, s := range sources(old.Folders, old.Mailboxes) {
 		if !slices.ContainsFunc(srcs, func(n source) bool { return n.name == s.name }) {

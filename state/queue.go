@@ -53,6 +53,7 @@ func (s *Store) Recover() (int, error) {
 	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
 		leased := tx.Bucket(bucketLeased)
+		cd := newCodec(tx)
 		var keys [][]byte
 		if err := leased.ForEach(func(k, _ []byte) error {
 			keys = append(keys, bytes.Clone(k))
@@ -68,7 +69,7 @@ func (s *Store) Recover() (int, error) {
 			if err != nil {
 				return err
 			}
-			it, ok, err := getItem(tx, k)
+			it, ok, err := cd.getItem(k)
 			if err != nil {
 				return err
 			}
@@ -78,7 +79,7 @@ func (s *Store) Recover() (int, error) {
 			it.MaybeSent = true
 			it.NextAttempt = now
 			it.Updated = now
-			if err := putItem(tx, &it); err != nil {
+			if err := cd.putItem(&it); err != nil {
 				return err
 			}
 			if err := enqueue(tx, k, now); err != nil {
@@ -151,12 +152,15 @@ func (s *Store) Lease(max int, accept func(sourceID string) bool) (items []Item,
 			next = time.Unix(0, nextDue)
 		}
 		leased := tx.Bucket(bucketLeased)
+		// One codec for the transaction: it reads the source numbers
+		// once, not once per item.
+		cd := newCodec(tx)
 		for _, e := range due {
 			k := Key{SourceID: e.source, SHA256: e.sha}
 			if err := q.Bucket([]byte(e.source)).Delete(queueKey(time.Unix(0, e.due), e.sha)); err != nil {
 				return err
 			}
-			it, ok, err := getItem(tx, k)
+			it, ok, err := cd.getItem(k)
 			if err != nil {
 				return err
 			}
@@ -186,12 +190,13 @@ func (s *Store) Complete(results []Result) error {
 	err := s.update(func(tx *bolt.Tx) error {
 		requeued = false
 		leased := tx.Bucket(bucketLeased)
+		cd := newCodec(tx) // one for the transaction, as in Lease
 		for _, r := range results {
 			kb := r.Key.bytes()
 			if err := leased.Delete(kb); err != nil {
 				return err
 			}
-			it, ok, err := getItem(tx, r.Key)
+			it, ok, err := cd.getItem(r.Key)
 			if err != nil {
 				return err
 			}
@@ -231,7 +236,7 @@ func (s *Store) Complete(results []Result) error {
 			default:
 				return fmt.Errorf("item %s: unknown outcome %d", r.Key, r.Outcome)
 			}
-			if err := putItem(tx, &it); err != nil {
+			if err := cd.putItem(&it); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -17,11 +18,7 @@ import (
 // one: the item is released unchanged.
 func (p *Pool) process(ctx context.Context, it state.Item) (res state.Result, auth error) {
 	res = state.Result{Key: it.Key}
-	name := it.Origin
-	if name == "" {
-		name = it.Path
-	}
-	log := p.log.With("source", it.Source, "file", name, "sha256", it.Hex()[:16])
+	log := &itemLog{base: p.log, it: &it}
 	release := func(maybeSent bool) (state.Result, error) {
 		res.Outcome, res.MaybeSent, res.Next = state.Release, maybeSent, time.Time{}
 		return res, nil
@@ -191,6 +188,38 @@ func (p *Pool) metadata(it state.Item) ([]byte, error) {
 	}
 	return md(it)
 }
+
+// itemLog is the logger of one item's upload: the base logger with the
+// item's source, file and hash. It is made at the first line written, not
+// for every upload: most uploads write none (Debug is usually off).
+type itemLog struct {
+	base *slog.Logger
+	it   *state.Item
+	l    *slog.Logger
+}
+
+func (l *itemLog) logger() *slog.Logger {
+	if l.l == nil {
+		name := l.it.Origin
+		if name == "" {
+			name = l.it.Path
+		}
+		l.l = l.base.With("source", l.it.Source, "file", name, "sha256", l.it.Hex()[:16])
+	}
+	return l.l
+}
+
+func (l *itemLog) log(level slog.Level, msg string, args []any) {
+	if !l.base.Enabled(context.Background(), level) {
+		return
+	}
+	l.logger().Log(context.Background(), level, msg, args...)
+}
+
+func (l *itemLog) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
+func (l *itemLog) Info(msg string, args ...any)  { l.log(slog.LevelInfo, msg, args) }
+func (l *itemLog) Warn(msg string, args ...any)  { l.log(slog.LevelWarn, msg, args) }
+func (l *itemLog) Error(msg string, args ...any) { l.log(slog.LevelError, msg, args) }
 
 // logger is the part of *slog.Logger process uses.
 type logger interface {

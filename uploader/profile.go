@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -76,7 +77,7 @@ var ErrChanged = errors.New("content changed since it was scanned")
 // ReferenceFor returns the profile_reference cvfeed uses for content with
 // this SHA-256: stable across restarts and machines, 64 characters.
 func ReferenceFor(sha [32]byte) string {
-	return fmt.Sprintf("%x", sha[:])
+	return hex.EncodeToString(sha[:])
 }
 
 // PostProfile uploads a file with POST profile (riminder-api.md 2), as

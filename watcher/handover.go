@@ -42,6 +42,9 @@ type file struct {
 	abs    string
 	rel    string
 	info   fs.FileInfo
+	// looked says state was already asked for info's identity and does
+	// not know it (a scan looks up a directory's files at once).
+	looked bool
 }
 
 // outcome is what examine did with a file.
@@ -112,7 +115,7 @@ func (h *handover) knownID(f *config.Folder, abs string, id state.Identity) bool
 // examine skips a file whose identity is known, else reads it once,
 // checks it did not change meanwhile, and makes its candidate.
 func (h *handover) examine(f file, buf []byte) (state.Candidate, outcome) {
-	if h.known(f.folder, f.abs, f.info) {
+	if !f.looked && h.known(f.folder, f.abs, f.info) {
 		h.stats.Unchanged.Add(1)
 		return state.Candidate{}, unchanged
 	}

@@ -168,6 +168,11 @@ func TestWatchBatchLookup(t *testing.T) {
 	if err := NewScanner(st, ScannerOptions{}).Scan(t.Context(), []config.Folder{folder(root)}); err != nil {
 		t.Fatal(err)
 	}
+	// The scan looks up a directory at a time too; count the watch's.
+	if n := st.calls.Load(); n == 0 || n > 4 {
+		t.Errorf("scan: %d batched lookups; want one per directory", n)
+	}
+	st.calls.Store(0)
 	write(t, filepath.Join(root, "d0", "new.pdf"), "new while stopped")
 	co := &countingOpen{}
 	w := NewWatch(st, WatchOptions{Logger: testLogger(t), Open: co.open})

@@ -143,13 +143,19 @@ func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- f
 		s.h.skip(file{folder: f, abs: abs}, why)
 	}
 	w.files = func(batch []found) error {
-		for i := range batch {
-			st.Seen.Add(1)
-			fl := file{folder: f, abs: batch[i].abs, rel: batch[i].rel(), info: batch[i].info()}
-			if why := w.filter.size(fl.info.Size()); why != SkipNone {
-				s.h.skip(fl, why)
+		st.Seen.Add(int64(len(batch)))
+		keep := batch[:0]
+		for _, fb := range batch {
+			if why := w.filter.size(fb.size()); why != SkipNone {
+				s.h.skip(file{folder: f, abs: fb.abs}, why)
 				continue
 			}
+			keep = append(keep, fb)
+		}
+		// The identities of a directory's files are looked up in one
+		// read transaction here, not one per file by the hashers.
+		for _, fb := range s.h.unknown(f, keep) {
+			fl := file{folder: f, abs: fb.abs, rel: fb.rel(), info: fb.info(), looked: true}
 			select {
 			case out <- fl:
 			case <-ctx.Done():

@@ -3,6 +3,9 @@
 //
 //   - the sandbox's capacity: a plain Go client posting pre-built multipart
 //     bodies at the same concurrency (no files, no hashing, no state);
+//   - the reading-and-hashing baseline: a plain Go client that, per file,
+//     opens, reads and hashes it, builds the body cvfeed sends, posts it and
+//     parses the answer (what any correct uploader must do; no state);
 //   - `find DIR -type f | xargs -P4 curl -F ...`, the shell way;
 //
 // and reports cvfeed's peak RSS while uploading one large file (and,
@@ -26,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,8 +76,8 @@ func run(bin, dir string, n, workers, curlN int, big int64, many int, latency ti
 	// Each measure gets a sandbox of its own (a sandbox that already
 	// holds tens of thousands of profiles is slower), and the capacity and
 	// cvfeed runs alternate, so that the machine's drift hits both alike.
-	var caps, cvs []float64
-	var cliCPU, capSbCPU, cvCPU, cvSbCPU time.Duration
+	var caps, bases, cvs []float64
+	var cliCPU, capSbCPU, baseCPU, baseSbCPU, cvCPU, cvSbCPU time.Duration
 	var lastRSS int64
 	var lastElapsed time.Duration
 	for round := range rounds {
@@ -95,6 +99,24 @@ func run(bin, dir string, n, workers, curlN int, big int64, many int, latency ti
 			return err
 		}
 		sb0 = sb.cpu()
+		b, bcpu, err := baseline(sb.url, paths, workers, sourceID(3))
+		sbCPU = sb.cpu() - sb0
+		if err == nil {
+			if got, cerr := sb.count(sourceID(3)); cerr != nil || got != n {
+				err = fmt.Errorf("sandbox holds %d profiles of the baseline run, want %d (%v)", got, n, cerr)
+			}
+		}
+		sb.stop()
+		if err != nil {
+			return err
+		}
+		bases, baseCPU, baseSbCPU = append(bases, b), baseCPU+bcpu, baseSbCPU+sbCPU
+
+		sb, err = startSandbox(bin, latency)
+		if err != nil {
+			return err
+		}
+		sb0 = sb.cpu()
 		cv, err := cvfeedBackfill(bin, dir, fmt.Sprint("small", round), sb.url, cvDir, workers, sourceID(2), 0)
 		if err != nil {
 			sb.stop()
@@ -108,7 +130,8 @@ func run(bin, dir string, n, workers, curlN int, big int64, many int, latency ti
 		}
 		cvs, cvCPU, cvSbCPU = append(cvs, cv.rate), cvCPU+cv.cpu, cvSbCPU+sbCPU
 		lastRSS, lastElapsed = max(lastRSS, cv.maxRSS), cv.elapsed
-		fmt.Printf("round %d: capacity %.0f files/s, cvfeed %.0f files/s\n", round+1, c, cv.rate)
+		fmt.Printf("round %d: capacity %.0f files/s, baseline %.0f files/s, cvfeed %.0f files/s; CPU per file: baseline %.0f µs, cvfeed %.0f µs\n",
+			round+1, c, b, cv.rate, perFileUS(bcpu, n), perFileUS(cv.cpu, n))
 	}
 	sb, err := startSandbox(bin, latency)
 	if err != nil {
@@ -120,17 +143,20 @@ func run(bin, dir string, n, workers, curlN int, big int64, many int, latency ti
 	if err != nil {
 		return err
 	}
-	capMean, cvMean := mean(caps), mean(cvs)
+	capMean, baseMean, cvMean := mean(caps), mean(bases), mean(cvs)
 	perFile := func(d time.Duration) string {
-		return fmt.Sprintf("%4.0f µs", float64(d.Microseconds())/float64(n*rounds))
+		return fmt.Sprintf("%4.0f µs", perFileUS(d, n*rounds))
 	}
 	fmt.Printf("\n%-44s %10s\n", "", "files/s")
 	fmt.Printf("%-44s %10.0f   (mean of %d, each against a fresh sandbox)\n", fmt.Sprintf("sandbox capacity, plain Go client, %d conns", workers), capMean, rounds)
+	fmt.Printf("%-44s %10.0f   (mean of %d, each against a fresh sandbox)\n", fmt.Sprintf("reading-and-hashing Go client, %d conns", workers), baseMean, rounds)
 	fmt.Printf("%-44s %10.0f   (%d files, last in %s, peak RSS %s)\n", fmt.Sprintf("cvfeed backfill, workers = %d", workers), cvMean, n, lastElapsed.Round(time.Millisecond), mib(lastRSS))
 	fmt.Printf("%-44s %10.0f   (%d files)\n", "find | xargs -P4 curl -F", curl, curlN)
 	fmt.Printf("\nCPU per file (this machine has %d cores shared by both sides):\n", runtime.NumCPU())
-	fmt.Printf("  plain client %s, sandbox %s\n", perFile(cliCPU), perFile(capSbCPU))
+	fmt.Printf("  plain client %s, sandbox %s   (pre-built bodies)\n", perFile(cliCPU), perFile(capSbCPU))
+	fmt.Printf("  baseline     %s, sandbox %s   (reads, hashes, builds, posts, parses)\n", perFile(baseCPU), perFile(baseSbCPU))
 	fmt.Printf("  cvfeed       %s, sandbox %s\n", perFile(cvCPU), perFile(cvSbCPU))
+	fmt.Printf("\ncvfeed / baseline = %.2fx CPU per file   (target <= 1.5x)\n", float64(cvCPU)/float64(baseCPU))
 	fmt.Printf("\ncvfeed / capacity = %.0f%%   (target ≥ 90%%)\n", 100*cvMean/capMean)
 	fmt.Printf("cvfeed / curl     = %.1fx  (target ≥ 5x)\n", cvMean/curl)
 
@@ -379,6 +405,128 @@ func capacity(url string, paths []string, workers int, source string) (float64, 
 		return 0, 0, fmt.Errorf("plain client: %d of %d requests failed", failed.Load(), len(bodies))
 	}
 	return float64(len(bodies)) / el.Seconds(), cpu, nil
+}
+
+// baseline uploads every file the way a plain, correct Go client would,
+// with `workers` goroutines: open it, read it, SHA-256 it (the reference is
+// the hash, as cvfeed's), build the multipart body with the fields cvfeed
+// sends (timestamp_reception from the file's mtime), post it, and read and
+// parse the JSON answer. It keeps no state. Each worker reuses its buffers
+// (the file's bytes, the body, the answer), as a careful client does, so
+// that the baseline is not made slow by allocation cvfeed would be spared.
+// It returns the files per second and its own CPU time (getrusage, as
+// capacity's).
+func baseline(url string, paths []string, workers int, source string) (float64, time.Duration, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = workers * 2
+	client := &http.Client{Transport: tr}
+	var next atomic.Int64
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	cpu0 := selfCPU()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			var b baseBuffers
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(paths) {
+					return
+				}
+				if err := b.post(client, url, paths[i], source); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	cpu := selfCPU() - cpu0
+	tr.CloseIdleConnections()
+	if failed.Load() > 0 {
+		return 0, 0, fmt.Errorf("baseline client: %d of %d uploads failed, first: %v", failed.Load(), len(paths), firstErr.Load())
+	}
+	return float64(len(paths)) / el.Seconds(), cpu, nil
+}
+
+// baseBuffers are one baseline worker's buffers, reused from file to file.
+type baseBuffers struct {
+	data []byte
+	body bytes.Buffer
+	resp bytes.Buffer
+}
+
+// post is the baseline's upload of one file.
+func (b *baseBuffers) post(client *http.Client, url, path, source string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if int64(cap(b.data)) < fi.Size()+1 {
+		b.data = make([]byte, fi.Size()+1)
+	}
+	n, err := io.ReadFull(f, b.data[:cap(b.data)])
+	f.Close()
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return err
+	}
+	data := b.data[:n]
+	sum := sha256.Sum256(data)
+	ref := hex.EncodeToString(sum[:])
+	b.body.Reset()
+	w := multipart.NewWriter(&b.body)
+	w.WriteField("source_id", source)
+	w.WriteField("profile_reference", ref)
+	w.WriteField("timestamp_reception", strconv.FormatInt(fi.ModTime().Unix(), 10))
+	w.WriteField("training_metadata", `[{"filter_reference":"bench","stage":"NEW","stage_timestamp":null,"rating":null,"rating_timestamp":null}]`)
+	fw, err := w.CreateFormFile("file", filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	fw.Write(data)
+	w.Close()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/profile", bytes.NewReader(b.body.Bytes()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("X-API-Key", "bench")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	b.resp.Reset()
+	_, err = b.resp.ReadFrom(resp.Body)
+	resp.Body.Close() // the body's buffer may be reused from here on
+	if err != nil {
+		return fmt.Errorf("%s: read answer: %w", path, err)
+	}
+	var env struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Data    struct {
+			ProfileReference string `json:"profile_reference"`
+			FileID           string `json:"file_id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b.resp.Bytes(), &env); err != nil {
+		return fmt.Errorf("%s: answer %d: %w", path, resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusCreated || env.Data.ProfileReference != ref || env.Data.FileID == "" {
+		return fmt.Errorf("%s: answer %d %q", path, resp.StatusCode, env.Message)
+	}
+	return nil
+}
+
+func perFileUS(d time.Duration, files int) float64 {
+	return float64(d.Microseconds()) / float64(files)
 }
 
 type cvResult struct {

@@ -171,6 +171,12 @@ func TestOpenByPolicy(t *testing.T) {
 		{"abs-out", out, never, in("secret")},
 		{"dir-out/secret.txt", out, never, in("secret")},
 		{"sub/deep-out/x.txt", out, never, in("outside x")},
+		// Nested paths go through one openat2 first: a link in the
+		// middle or at the end still takes the policy's way.
+		{"sub/up/a.txt", in("a"), never, in("a")},
+		{"sub/up/sub/b.txt", in("b"), never, in("b")},
+		{"sub/chain-out", out, never, in("secret")},
+		{"sub/missing.txt", want{err: fs.ErrNotExist}, want{err: fs.ErrNotExist}, want{err: fs.ErrNotExist}},
 		{"broken", want{err: fs.ErrNotExist}, never, want{err: fs.ErrNotExist}},
 	}
 	for _, tt := range tests {
