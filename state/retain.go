@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -243,4 +245,37 @@ func (s *Store) ForgetUploadedContext(ctx context.Context, before time.Time) (Fo
 			return st, fmt.Errorf("forget uploaded items: %w", err)
 		}
 	}
+}
+
+// ListedDir tells whether every file state remembers in directory dir
+// (an absolute path) of sourceID is among names, the files a walk just
+// listed there: then none of them is gone, and a sweep of missing files
+// (ForgetMissing) need not look for them one by one. It reads the
+// directory's identities in key order, as they lie next to each other.
+// A directory state knows no file of is listed too (true).
+func (s *Store) ListedDir(sourceID, dir string, names []string) (bool, error) {
+	if !strings.HasSuffix(dir, "/") {
+		dir += "/"
+	}
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	all := true
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix, ok, err := newCodec(tx).fileKey(sourceID, dir, false)
+		if err != nil || !ok {
+			return err
+		}
+		c := tx.Bucket(bucketIdents).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if _, found := slices.BinarySearch(sorted, string(k[len(prefix):])); !found {
+				all = false
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("read the files of %s: %w", dir, err)
+	}
+	return all, nil
 }

@@ -141,3 +141,37 @@ func TestForgetUploaded(t *testing.T) {
 		t.Errorf("Check: %v %q", err, problems)
 	}
 }
+
+// ListedDir: a directory whose every remembered file is among the names
+// listed; any remembered file not listed makes it false.
+func TestListedDir(t *testing.T) {
+	s := openTest(t, newClock())
+	var cands []Candidate
+	for _, p := range []string{"/srv/cvs/d1/anna.pdf", "/srv/cvs/d1/bob.pdf", "/srv/cvs/d2/carl.pdf"} {
+		c := cand("cv "+p, p)
+		c.Identity = &Identity{Ino: uint64(len(cands) + 1)}
+		cands = append(cands, c)
+	}
+	if _, err := s.Claim(cands); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		source, dir string
+		names       []string
+		want        bool
+	}{
+		{src, "/srv/cvs/d1", []string{"bob.pdf", "new.pdf", "anna.pdf"}, true},
+		{src, "/srv/cvs/d1/", []string{"anna.pdf", "bob.pdf"}, true},
+		{src, "/srv/cvs/d1", []string{"anna.pdf", "carl.pdf"}, false},
+		{src, "/srv/cvs/d1", nil, false},
+		{src, "/srv/cvs/d2", []string{"carl.pdf"}, true},
+		{src, "/srv/cvs/d3", nil, true},
+		{src, "/srv/cvs", []string{}, true},
+		{"another-source", "/srv/cvs/d1", nil, true},
+	} {
+		got, err := s.ListedDir(tc.source, tc.dir, tc.names)
+		if err != nil || got != tc.want {
+			t.Errorf("ListedDir(%s, %s, %q) = %v, %v; want %v", tc.source, tc.dir, tc.names, got, err, tc.want)
+		}
+	}
+}

@@ -164,11 +164,12 @@ func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- f
 		}
 		return nil
 	}
+	w.listed = newListedDirs(s.h.store, f, s.log)
 	if err := w.walkRoot(ctx); err != nil {
 		return err
 	}
 	if w.complete {
-		forgetMissing(ctx, s.h.store, f, s.log)
+		forgetMissing(ctx, s.h.store, f, s.log, w.listed)
 	}
 	return nil
 }
