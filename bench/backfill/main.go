@@ -224,6 +224,13 @@ func writeFiles(dir string, n int) ([]string, error) {
 			}
 		}
 		copy(buf, fmt.Sprintf("%%PDF-1.4 %d\n", i))
+		// With -dir, a tree written by an earlier run is reused: the
+		// same seed gives the same files, so one of the right size is
+		// the one this run would write.
+		if fi, err := os.Stat(p); err == nil && fi.Size() == int64(size) {
+			paths[i] = p
+			continue
+		}
 		if err := os.WriteFile(p, buf[:size], 0o644); err != nil {
 			return nil, err
 		}
