@@ -318,7 +318,9 @@ func (c *codec) deleteItem(k Key) error {
 // forEachItem calls fn with every item in key order (by source number,
 // then hash). A record that does not decode is fn's err argument.
 func (c *codec) forEachItem(fn func(it Item, kv [2][]byte, err error) error) error {
+	var n int
 	return c.tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+		trimScan(c.tx, &n)
 		key, err := c.parseItemKey(k)
 		if err != nil {
 			return fn(Item{}, [2][]byte{k, v}, err)

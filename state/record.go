@@ -368,6 +368,39 @@ func (r *itemReader) str() string {
 	return s
 }
 
+// countItem reads from a format 4 or 3 record only what counting needs:
+// its status, its parse result and its source name, without the rest
+// (paths, ids, strings): cvfeed status and a backfill's summary count
+// every item of the state.
+func (c *codec) countItem(v []byte) (Status, ParseStatus, string, error) {
+	if len(v) < 3 || v[0] != itemFormat && v[0] != itemFormatV3 {
+		return 0, 0, "", errors.New("unknown record format")
+	}
+	r := &itemReader{b: v[3:]}
+	for range 6 { // attempts, size, created, updated, uploaded, next
+		r.uvarint()
+	}
+	r.uvarint() // received
+	parse := ParseStatus(r.byte())
+	r.uvarint() // parsed
+	var name string
+	if v[0] == itemFormatV3 {
+		name = r.str()
+	} else if n := r.uvarint(); r.err == nil {
+		if n > 0xFFFF {
+			return 0, 0, "", fmt.Errorf("source name number %d", n)
+		}
+		var err error
+		if name, err = c.nameOf(uint16(n)); err != nil {
+			return 0, 0, "", err
+		}
+	}
+	if r.err != nil {
+		return 0, 0, "", r.err
+	}
+	return Status(v[1]), parse, name, nil
+}
+
 // decodeItem reads a format 4 or 3 record of the item k.
 func (c *codec) decodeItem(key Key, v []byte) (Item, error) {
 	if len(v) < 3 || v[0] != itemFormat && v[0] != itemFormatV3 {

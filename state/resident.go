@@ -27,7 +27,7 @@ import (
 // the file (it does when the file grows, under a lock every read
 // transaction holds) while the address range is in use.
 const (
-	trimEvery = 50 * time.Millisecond
+	trimEvery = 20 * time.Millisecond
 	trimAbove = 24 << 20
 )
 
@@ -97,4 +97,23 @@ func fileResident() (int64, bool) {
 	}
 	v, err := strconv.ParseInt(string(fields[2]), 10, 64)
 	return v, err == nil
+}
+
+// scanTrimEvery is how many keys a scan of a whole bucket reads between two
+// trims of the mapping: such a scan (the counts of cvfeed status, a
+// backfill's summary, a sweep of uploaded items) reads pages faster than
+// the trimmer looks, and would have the whole bucket resident before it.
+const scanTrimEvery = 2048
+
+// trimScan is called by a scan inside its transaction after each key it
+// read; n counts them. Every scanTrimEvery keys of a state larger than
+// trimAbove, it drops the mapping's resident pages: inside a transaction
+// the mapping cannot move (a write transaction that grows the file
+// remaps it on this goroutine, and Info gives the mapping of now).
+func trimScan(tx *bolt.Tx, n *int) {
+	*n++
+	if *n%scanTrimEvery != 0 || tx.Size() <= trimAbove {
+		return
+	}
+	madviseDontNeed(tx.DB().Info().Data, tx.Size())
 }

@@ -20,6 +20,12 @@ type forgetter interface {
 	ForgetMissing(sourceID string, present func(path string) bool, after time.Duration) (state.ForgetStats, error)
 }
 
+// listedForgetter is a forgetter that skips the directories a walk listed
+// whole. *state.Store implements it.
+type listedForgetter interface {
+	ForgetMissingListed(sourceID string, listed func(dir string) bool, present func(path string) bool, after time.Duration) (state.ForgetStats, error)
+}
+
 // dirLister is a Store that compares a directory's listing with the files
 // it remembers there. *state.Store implements it.
 type dirLister interface {
@@ -73,6 +79,14 @@ func (l *listedDirs) note(abs string, names []string) {
 		l.all[abs] = true
 		l.mu.Unlock()
 	}
+}
+
+// listedDir tells whether every remembered file of dir (with its final
+// '/') was listed by the walk.
+func (l *listedDirs) listedDir(dir string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all[dir]
 }
 
 // listedAll tells whether every remembered file of path's directory was
@@ -136,7 +150,12 @@ func forgetMissing(ctx context.Context, store Store, f *config.Folder, log *slog
 		return err == nil || !errors.Is(err, fs.ErrNotExist) || errors.As(err, &le)
 	}
 	start := time.Now()
-	st, err := fg.ForgetMissing(f.SourceID, present, f.ForgetMissing)
+	var st state.ForgetStats
+	if lf, ok := fg.(listedForgetter); ok && listed != nil {
+		st, err = lf.ForgetMissingListed(f.SourceID, listed.listedDir, present, f.ForgetMissing)
+	} else {
+		st, err = fg.ForgetMissing(f.SourceID, present, f.ForgetMissing)
+	}
 	if err != nil {
 		log.Error("cannot sweep the missing files of folder", "source", f.Name, "path", f.Path, "err", err)
 		return
