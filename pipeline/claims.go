@@ -44,7 +44,7 @@ func (c claims) Claim(cands []state.Candidate) ([]state.ClaimResult, error) {
 // held: its claims are the files arriving now.
 const (
 	queueAhead = 65536
-	queueWait  = 20 * time.Millisecond
+	queueWait  = 250 * time.Millisecond
 	queueStall = 30 * time.Second
 )
 

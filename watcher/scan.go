@@ -138,6 +138,9 @@ func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- f
 	}
 	st := s.h.stats
 	w := newWalker(f, s.log, st)
+	// Several directories at once, as the daemon's rescans do: over an
+	// unchanged tree the walk's stats and state reads are all the work.
+	w.workers = defaultHashers()
 	w.skipped = func(abs string, why Skip) {
 		st.Seen.Add(1)
 		s.h.skip(file{folder: f, abs: abs}, why)
