@@ -43,7 +43,7 @@ func (c claims) Claim(cands []state.Candidate) ([]state.ClaimResult, error) {
 // which the queue did not shrink for queueStall ends. The daemon is never
 // held: its claims are the files arriving now.
 const (
-	queueAhead = 65536
+	queueAhead = 16384
 	queueWait  = 250 * time.Millisecond
 	queueStall = 30 * time.Second
 )

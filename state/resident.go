@@ -65,8 +65,10 @@ func (s *Store) stopTrim() {
 // trimResident drops the resident pages of the state's mapping.
 func (s *Store) trimResident() {
 	_ = s.view(func(tx *bolt.Tx) error {
+		if tx.Size() <= trimAbove/4 {
+			return nil // too small to be what is resident
+		}
 		madviseDontNeed(tx.DB().Info().Data, tx.Size())
-		s.trims.Add(1)
 		return nil
 	})
 }

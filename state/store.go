@@ -136,7 +136,6 @@ type Store struct {
 	notify chan struct{}
 	// The trimmer of the mapping's resident pages (resident.go).
 	trimStop, trimDone chan struct{}
-	trims              atomic.Int64
 	// dirty is set by every write transaction: Close records the free
 	// list only then (freelist.go).
 	dirty atomic.Bool

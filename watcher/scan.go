@@ -138,9 +138,11 @@ func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- f
 	}
 	st := s.h.stats
 	w := newWalker(f, s.log, st)
-	// Several directories at once, as the daemon's rescans do: over an
-	// unchanged tree the walk's stats and state reads are all the work.
-	w.workers = defaultHashers()
+	// Two directories at once: over an unchanged tree the walk's stats
+	// and state reads are all the work (a million files: 4.3 s walked one
+	// at a time, 2.3 s two or more). More, and the identities of that many
+	// directories, written side by side, leave their pages less full.
+	w.workers = 2
 	w.skipped = func(abs string, why Skip) {
 		st.Seen.Add(1)
 		s.h.skip(file{folder: f, abs: abs}, why)
