@@ -108,8 +108,10 @@ func TestMoveAcrossFileSystemsKeepsModeTimesGroup(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(e.folder.DoneDir, "sub", ".cvfeed-move-*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-	if it, _, _ := e.store.Get(state.Key{SourceID: src, SHA256: sha256.Sum256([]byte("content"))}); it.Path != got {
-		t.Errorf("item path %q, want %q", it.Path, got)
+	// Uploaded and moved: the item is retired, it no longer says where
+	// the file was or is (state.Item.retire).
+	if it, ok, _ := e.store.Get(state.Key{SourceID: src, SHA256: sha256.Sum256([]byte("content"))}); !ok || it.Status != state.Uploaded || it.Path != "" || it.Origin != "" {
+		t.Errorf("item %+v, want it uploaded and retired (no path, no origin)", it)
 	}
 }
 

@@ -258,8 +258,10 @@ func TestRetriedLeavesFailedDir(t *testing.T) {
 			if want != "" && !fileExists(want) {
 				t.Errorf("uploaded after a retry: not at %s", want)
 			}
-			if it, _, _ := e.store.Get(k); want != "" && it.Path != want {
-				t.Errorf("item path = %q, want %q", it.Path, want)
+			// Uploaded, its file out of failed_dir: the item is retired
+			// (state.Item.retire).
+			if it, ok, _ := e.store.Get(k); !ok || it.Status != state.Uploaded || it.Path != "" {
+				t.Errorf("item = %+v, want it uploaded and retired (no path)", it)
 			}
 			if due, _ := e.store.DueActions(); len(due) != 0 {
 				t.Errorf("actions still due: %+v", due)

@@ -90,6 +90,8 @@ type Pipeline struct {
 	mailErrs  atomic.Int64
 	down      map[string]bool // source ids of the folders down at start
 	accept    func(string) bool
+	ahead     atomic.Int64 // files claimed since the queue was last counted (waitQueue)
+	queue     queueLimits
 
 	spool     string // SpoolDir, cleaned
 	mailStats *imapsrc.Stats
@@ -107,6 +109,7 @@ type Pipeline struct {
 // part is a goroutine of the pipeline with its own context: stop cancels
 // it, done is closed when it returned.
 type part struct {
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -115,7 +118,7 @@ type part struct {
 // values, not its cancellation), which it returns.
 func (p *part) start(parent context.Context, run func(context.Context)) context.Context {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	p.cancel, p.done = cancel, make(chan struct{})
+	p.ctx, p.cancel, p.done = ctx, cancel, make(chan struct{})
 	go func() { defer close(p.done); run(ctx) }()
 	return ctx
 }

@@ -131,7 +131,9 @@ func (s *Store) ActionDone(a Action, newPath string) error { return s.ActionMove
 // forgotten (a new file there is a new candidate), unless the file stayed
 // where it was.
 //
-// The action of an uploaded item is removed. That of a failed item waits,
+// The action of an uploaded item is removed, and the item, if the file
+// was its own, is retired (Item.retire): what it said of the file goes.
+// That of a failed item waits,
 // at the file's new place, for an upload (UploadOnly): a retry that
 // succeeds takes the file out of failed_dir.
 func (s *Store) ActionMoved(a Action, newPath string, id *Identity) error {
@@ -164,6 +166,12 @@ func (s *Store) ActionMoved(a Action, newPath string, id *Identity) error {
 			if err := cd.putFile(a.SourceID, newPath, FileRecord{Identity: *id, SHA256: a.SHA256}); err != nil {
 				return err
 			}
+		}
+		if ok && it.Status == Uploaded && it.Path == a.Path && !it.Message {
+			// Its file is in done_dir or gone: the item is kept for
+			// exactly-once only (retire).
+			it.retire()
+			return cd.putItem(&it)
 		}
 		if newPath == "" || !ok || it.Path != a.Path {
 			return nil

@@ -100,6 +100,8 @@ func (s *Store) Compact() (before, after int64, err error) {
 	if err != nil {
 		return fail(fmt.Errorf("the compacted copy does not open: %w", err))
 	}
+	// Only c's database is taken: s's trimmer trims it from now on.
+	c.stopTrim()
 	if err := os.Rename(name, s.path); err != nil {
 		c.db.Close()
 		return fail(err)
@@ -109,6 +111,9 @@ func (s *Store) Compact() (before, after int64, err error) {
 	s.mu.Lock()
 	old := s.db
 	s.db = c.db
+	// Nothing written to the copy yet: its free list, recorded by the
+	// copy, holds (Close need not write it again).
+	s.dirty.Store(false)
 	s.mu.Unlock()
 	if err := old.Close(); err != nil {
 		s.opts.Logger.Warn("closing the state as it was before the compaction", "path", s.path, "err", err)
@@ -144,13 +149,14 @@ func (s *Store) compactCopy() (name string, err error) {
 		return "", err
 	}
 	tmp.Close()
-	dst, err := bolt.Open(name, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	// The copy records its free list (empty: it is written in order), so
+	// that the writer who opens it next reads it instead of walking every
+	// page to rebuild it (freelist.go).
+	dst, err := bolt.Open(name, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return "", err
 	}
-	// Grow the copy by 1 MiB at a time, not bbolt's 16: the file ends
-	// close to what it holds.
-	dst.AllocSize = 1 << 20
+	dst.AllocSize = allocSize
 	if err := s.guard(func() error { return bolt.Compact(dst, s.db, compactTxSize) }); err != nil {
 		dst.Close()
 		return "", err
@@ -159,8 +165,24 @@ func (s *Store) compactCopy() (name string, err error) {
 		dst.Close()
 		return "", err
 	}
+	var used int64
+	if err := dst.View(func(tx *bolt.Tx) error { used = tx.Size(); return nil }); err != nil {
+		dst.Close()
+		return "", err
+	}
 	if err := dst.Close(); err != nil {
 		return "", err
+	}
+	// bbolt grew the file a step (AllocSize) past its last page: cut it
+	// there, so the compacted state is what it holds. A later commit
+	// grows it again as it needs.
+	if fi, err := os.Stat(name); err == nil && fi.Size() > used {
+		if err := os.Truncate(name, used); err != nil {
+			return "", err
+		}
+		if err := syncFile(name); err != nil {
+			return "", err
+		}
 	}
 	return name, nil
 }

@@ -47,6 +47,24 @@ func TestCompact(t *testing.T) {
 		t.Errorf("compacted state mode %04o, want 0600", fi.Mode().Perm())
 	}
 	t.Logf("%d files moved: %d bytes before compaction, %d after", n, before, after)
+	// The file ends at its last page, with its free list recorded, and a
+	// writer that opens and closes it without writing leaves it so.
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ps, r := chooseMeta(b)
+	if r != "" || int64(m.pgid)*int64(ps) != after || m.freelist == noFreelist {
+		t.Errorf("compacted file: %d bytes for %d pages of %d, free list page %d (%s); want it cut at its last page, its free list recorded", after, m.pgid, ps, m.freelist, r)
+	}
+	s, err = Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if fi, err := os.Stat(p); err != nil || fi.Size() != after {
+		t.Errorf("after an open and close with no write, the compacted state is %v bytes (%v), was %d", fi.Size(), err, after)
+	}
 	s, err = Open(p, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -60,6 +60,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	defer s.wmu.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	s.dirty.Store(true)
 	return s.guard(func() error { return s.db.Update(fn) })
 }
 

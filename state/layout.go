@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +12,8 @@ import (
 
 // Schema 6 stores each thing once and small (see BenchmarkStateSize):
 //
-//	sources   sourceID → no[2]             a number per Riminder source id
+//	sources   sourceID → no[2]             a number per Riminder source id,
+//	          0x00 name → no[2]             and per source name (schema 7)
 //	dirs      'd' dir → no[4]              a number per directory (the path up to
 //	          'n' no[4] → dir              and with its last '/'), both ways
 //	items     no[2] sha256[32] → item      the claims (record.go, format 3)
@@ -47,6 +49,8 @@ type codec struct {
 	tx      *bolt.Tx
 	srcNo   map[string]uint16
 	srcID   map[uint16]string
+	nameNo  map[string]uint16
+	name    map[uint16]string
 	dirNo   map[string]uint32
 	dirPath map[uint32]string
 }
@@ -58,6 +62,7 @@ func (c *codec) loadSources() error {
 		return nil
 	}
 	c.srcNo, c.srcID = map[string]uint16{}, map[uint16]string{}
+	c.nameNo, c.name = map[string]uint16{}, map[uint16]string{}
 	b := c.tx.Bucket(bucketSources)
 	if b == nil {
 		return errors.New("bucket sources is missing")
@@ -67,9 +72,45 @@ func (c *codec) loadSources() error {
 			return fmt.Errorf("source %q: malformed number", k)
 		}
 		n := binary.BigEndian.Uint16(v)
+		if name, ok := bytes.CutPrefix(k, []byte{0}); ok {
+			c.nameNo[string(name)], c.name[n] = n, string(name)
+			return nil
+		}
 		c.srcNo[string(k)], c.srcID[n] = n, string(k)
 		return nil
 	})
+}
+
+// sourceName returns the number of a source's name (a folder's or a
+// mailbox's, Item.Source), giving a new one to an unknown name: an item
+// stores the number (format 4).
+func (c *codec) sourceName(name string) (uint16, error) {
+	if err := c.loadSources(); err != nil {
+		return 0, err
+	}
+	if n, ok := c.nameNo[name]; ok {
+		return n, nil
+	}
+	if len(c.nameNo) >= 0xFFFF {
+		return 0, errors.New("too many source names")
+	}
+	n := uint16(len(c.nameNo) + 1)
+	if err := c.tx.Bucket(bucketSources).Put(append([]byte{0}, name...), binary.BigEndian.AppendUint16(nil, n)); err != nil {
+		return 0, err
+	}
+	c.nameNo[name], c.name[n] = n, name
+	return n, nil
+}
+
+func (c *codec) nameOf(n uint16) (string, error) {
+	if err := c.loadSources(); err != nil {
+		return "", err
+	}
+	name, ok := c.name[n]
+	if !ok {
+		return "", fmt.Errorf("unknown source name number %d", n)
+	}
+	return name, nil
 }
 
 // source returns the number of sourceID; with create, a new one is given
@@ -83,6 +124,9 @@ func (c *codec) source(sourceID string, create bool) (uint16, bool, error) {
 	}
 	if !create {
 		return 0, false, nil
+	}
+	if strings.HasPrefix(sourceID, "\x00") {
+		return 0, false, fmt.Errorf("source id %q begins with a NUL byte", sourceID)
 	}
 	if len(c.srcNo) >= 0xFFFF {
 		return 0, false, errors.New("too many source ids")
@@ -274,7 +318,9 @@ func (c *codec) deleteItem(k Key) error {
 // forEachItem calls fn with every item in key order (by source number,
 // then hash). A record that does not decode is fn's err argument.
 func (c *codec) forEachItem(fn func(it Item, kv [2][]byte, err error) error) error {
+	var n int
 	return c.tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+		trimScan(c.tx, &n)
 		key, err := c.parseItemKey(k)
 		if err != nil {
 			return fn(Item{}, [2][]byte{k, v}, err)

@@ -3,8 +3,10 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -374,4 +376,90 @@ func TestMigrateFromSchema5(t *testing.T) {
 	if err != nil || len(ids) != 2 {
 		t.Errorf("RetriedMessages after the retry = %v, %v; want %s and %s", ids, err, poison, retried)
 	}
+}
+
+// A state of schema 6, written by the cvfeed before record format 4, is
+// read as it is by a read-only Open, and upgraded by a writer's: its items
+// (format 3) keep their source, paths and times, and new items are written
+// in format 4 next to them.
+func TestOpenSchema6(t *testing.T) {
+	src, err := os.ReadFile("testdata/schema6.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), FileName)
+	if err := os.WriteFile(p, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const sourceID = "be50e7e57f4ad045ac8c406e7b665d409be9e363"
+	check := func(s *Store, want int) {
+		t.Helper()
+		c, err := s.Counts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c) != 1 || c["hr-share"].Uploaded != want {
+			t.Fatalf("counts = %+v, want %d uploaded for hr-share only", c, want)
+		}
+		var moved, kept int
+		err = s.Items(func(it Item) error {
+			switch {
+			case it.Status != Uploaded:
+			case it.Created.IsZero() || it.UploadedAt.Before(it.Created) || it.SourceID != sourceID:
+				t.Errorf("item %s: created %v, uploaded %v, source id %s", it.Key, it.Created, it.UploadedAt, it.SourceID)
+			case strings.HasPrefix(it.Path, "/tmp/mk6/done/") && strings.HasPrefix(it.Origin, "/tmp/mk6/in/") && filepath.Base(it.Path) == it.FileName:
+				moved++
+			case it.Path == "/tmp/mk6/in/cv-6.pdf" && it.FileName == "cv-6.pdf":
+				kept++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved != 6 || kept != 1 {
+			t.Errorf("%d moved items with their done_dir path and origin (want 6), %d kept (want 1)", moved, kept)
+		}
+		if _, ok, err := s.LookupFile(sourceID, "/tmp/mk6/in/cv-6.pdf"); err != nil || !ok {
+			t.Errorf("identity of the kept file: found %v, %v", ok, err)
+		}
+	}
+	ro, err := Open(p, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of a schema 6 state: %v", err)
+	}
+	check(ro, 7)
+	ro.Close()
+
+	s, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if problems, err := s.Check(); err != nil || len(problems) > 0 {
+		t.Fatalf("state check after the upgrade: %v %v", problems, err)
+	}
+	var schema uint32
+	if err := s.view(func(tx *bolt.Tx) error { schema = be32(tx.Bucket(bucketMeta).Get(keySchema)); return nil }); err != nil || schema != SchemaVersion {
+		t.Fatalf("schema after a writer's open = %d (%v), want %d", schema, err, SchemaVersion)
+	}
+	c := Candidate{Source: "hr-share", SourceID: sourceID, SHA256: sum("a new CV"), Path: "/tmp/mk6/in/new.pdf", FileName: "new.pdf", Size: 8, Received: time.Now().Add(-time.Hour)}
+	if _, err := s.Claim([]Candidate{c}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Get(Key{SourceID: sourceID, SHA256: c.SHA256})
+	if err != nil || !ok || got.Source != "hr-share" || got.Path != c.Path || !got.Received.Equal(c.Received.Truncate(time.Millisecond)) {
+		t.Fatalf("new item = %+v, %v, %v", got, ok, err)
+	}
+	if err := s.view(func(tx *bolt.Tx) error {
+		cd := newCodec(tx)
+		k, _, err := cd.itemKey(got.Key, false)
+		if v := tx.Bucket(bucketItems).Get(k); err != nil || len(v) == 0 || v[0] != itemFormat {
+			t.Errorf("new item record = %x (%v), want format %d", v, err, itemFormat)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(s, 7)
 }

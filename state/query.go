@@ -28,12 +28,16 @@ func (c Counts) Add(d Counts) Counts {
 func (s *Store) Counts() (map[string]Counts, error) {
 	out := map[string]Counts{}
 	err := s.view(func(tx *bolt.Tx) error {
-		if err := newCodec(tx).forEachItem(func(it Item, _ [2][]byte, err error) error {
+		cd := newCodec(tx)
+		var n int
+		if err := tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+			trimScan(tx, &n)
+			status, parse, source, err := cd.countItem(v)
 			if err != nil {
-				return err
+				return fmt.Errorf("item %x: %w", k, err)
 			}
-			c := out[it.Source]
-			switch it.Status {
+			c := out[source]
+			switch status {
 			case Pending:
 				c.Pending++
 			case Uploaded:
@@ -41,13 +45,13 @@ func (s *Store) Counts() (map[string]Counts, error) {
 			case Failed:
 				c.Failed++
 			}
-			switch it.Parse {
+			switch parse {
 			case Parsed:
 				c.Parsed++
 			case ParseError:
 				c.ParseError++
 			}
-			out[it.Source] = c
+			out[source] = c
 			return nil
 		}); err != nil {
 			return err

@@ -48,6 +48,10 @@ func TestItemRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, it) {
 				t.Errorf("round trip:\n got %+v\nwant %+v", got, it)
 			}
+			st, parse, source, err := cd.countItem(v)
+			if err != nil || st != it.Status || parse != it.Parse || source != it.Source {
+				t.Errorf("countItem = %v, %v, %q, %v; want %v, %v, %q", st, parse, source, err, it.Status, it.Parse, it.Source)
+			}
 		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,7 +50,28 @@ type ForgetStats struct {
 // Each chunk of identities is one read and one write transaction; present
 // is called outside of them.
 func (s *Store) ForgetMissing(sourceID string, present func(path string) bool, after time.Duration) (ForgetStats, error) {
+	return s.ForgetMissingListed(sourceID, nil, present, after)
+}
+
+// ForgetMissingListed is ForgetMissing that skips the directories listed
+// says the walk listed whole (ListedDir was true: every file state
+// remembers there is there). Their files are neither read one by one nor
+// counted as checked, and those with a missing mark lose it. dir ends
+// with '/'; listed may be nil.
+func (s *Store) ForgetMissingListed(sourceID string, listed func(dir string) bool, present func(path string) bool, after time.Duration) (ForgetStats, error) {
+	st, err := s.forgetMissing(sourceID, listed, present, after)
+	if err != nil || listed == nil {
+		return st, err
+	}
+	if err := s.unmarkListed(sourceID, listed); err != nil {
+		return st, fmt.Errorf("sweep missing files of %s: %w", sourceID, err)
+	}
+	return st, nil
+}
+
+func (s *Store) forgetMissing(sourceID string, listed func(dir string) bool, present func(path string) bool, after time.Duration) (ForgetStats, error) {
 	var st ForgetStats
+	skip := map[uint32]bool{} // directory number → listed whole
 	now := s.now()
 	type entry struct {
 		key  []byte
@@ -74,12 +97,32 @@ func (s *Store) ForgetMissing(sourceID string, present func(path string) bool, a
 					k, _ = c.Next()
 				}
 			}
-			for ; k != nil && bytes.HasPrefix(k, prefix) && len(chunk) < sweepChunk; k, _ = c.Next() {
-				_, path, err := cd.parseFileKey(k)
-				if err != nil {
-					continue // Check reports it
+			var read int
+			for k != nil && bytes.HasPrefix(k, prefix) && len(chunk) < sweepChunk {
+				trimScan(tx, &read)
+				if listed != nil && len(k) >= 6 {
+					d := binary.BigEndian.Uint32(k[2:6])
+					sk, seen := skip[d]
+					if !seen {
+						if dir, err := cd.dirOf(d); err == nil {
+							sk = listed(dir)
+						}
+						skip[d] = sk
+					}
+					if sk {
+						// The directory's files are there: on to the
+						// next directory's.
+						if d == 0xFFFFFFFF {
+							break
+						}
+						k, _ = c.Seek(binary.BigEndian.AppendUint32(bytes.Clone(prefix), d+1))
+						continue
+					}
 				}
-				chunk = append(chunk, entry{key: bytes.Clone(k), path: path, mark: missing.Get(k) != nil})
+				if _, path, err := cd.parseFileKey(k); err == nil { // else Check reports it
+					chunk = append(chunk, entry{key: bytes.Clone(k), path: path, mark: missing.Get(k) != nil})
+				}
+				k, _ = c.Next()
 			}
 			return nil
 		})
@@ -92,8 +135,15 @@ func (s *Store) ForgetMissing(sourceID string, present func(path string) bool, a
 		from = chunk[len(chunk)-1].key
 		st.Checked += len(chunk)
 		gone := make([]bool, len(chunk))
+		change := false
 		for i, e := range chunk {
 			gone[i] = !present(e.path)
+			change = change || gone[i] || e.mark
+		}
+		if !change {
+			// Every file there, none marked: nothing to write (a
+			// commit per chunk of a million files was seconds).
+			continue
 		}
 		err = s.update(func(tx *bolt.Tx) error {
 			idents, missing := tx.Bucket(bucketIdents), tx.Bucket(bucketMissing)
@@ -236,4 +286,73 @@ func (s *Store) ForgetUploadedContext(ctx context.Context, before time.Time) (Fo
 			return st, fmt.Errorf("forget uploaded items: %w", err)
 		}
 	}
+}
+
+// ListedDir tells whether every file state remembers in directory dir
+// (an absolute path) of sourceID is among names, the files a walk just
+// listed there: then none of them is gone, and a sweep of missing files
+// (ForgetMissing) need not look for them one by one. It reads the
+// directory's identities in key order, as they lie next to each other.
+// A directory state knows no file of is listed too (true).
+func (s *Store) ListedDir(sourceID, dir string, names []string) (bool, error) {
+	if !strings.HasSuffix(dir, "/") {
+		dir += "/"
+	}
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	all := true
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix, ok, err := newCodec(tx).fileKey(sourceID, dir, false)
+		if err != nil || !ok {
+			return err
+		}
+		c := tx.Bucket(bucketIdents).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if _, found := slices.BinarySearch(sorted, string(k[len(prefix):])); !found {
+				all = false
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("read the files of %s: %w", dir, err)
+	}
+	return all, nil
+}
+
+// unmarkListed removes the missing marks of sourceID's files in the
+// directories listed says were listed whole (ForgetMissingListed).
+func (s *Store) unmarkListed(sourceID string, listed func(dir string) bool) error {
+	var keys [][]byte
+	err := s.view(func(tx *bolt.Tx) error {
+		cd := newCodec(tx)
+		n, ok, err := cd.source(sourceID, false)
+		if err != nil || !ok {
+			return err
+		}
+		prefix := binary.BigEndian.AppendUint16(nil, n)
+		c := tx.Bucket(bucketMissing).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < 6 {
+				continue
+			}
+			if dir, err := cd.dirOf(binary.BigEndian.Uint32(k[2:6])); err == nil && listed(dir) {
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		missing := tx.Bucket(bucketMissing)
+		for _, k := range keys {
+			if err := missing.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

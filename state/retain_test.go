@@ -141,3 +141,78 @@ func TestForgetUploaded(t *testing.T) {
 		t.Errorf("Check: %v %q", err, problems)
 	}
 }
+
+// ListedDir: a directory whose every remembered file is among the names
+// listed; any remembered file not listed makes it false.
+func TestListedDir(t *testing.T) {
+	s := openTest(t, newClock())
+	var cands []Candidate
+	for _, p := range []string{"/srv/cvs/d1/anna.pdf", "/srv/cvs/d1/bob.pdf", "/srv/cvs/d2/carl.pdf"} {
+		c := cand("cv "+p, p)
+		c.Identity = &Identity{Ino: uint64(len(cands) + 1)}
+		cands = append(cands, c)
+	}
+	if _, err := s.Claim(cands); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		source, dir string
+		names       []string
+		want        bool
+	}{
+		{src, "/srv/cvs/d1", []string{"bob.pdf", "new.pdf", "anna.pdf"}, true},
+		{src, "/srv/cvs/d1/", []string{"anna.pdf", "bob.pdf"}, true},
+		{src, "/srv/cvs/d1", []string{"anna.pdf", "carl.pdf"}, false},
+		{src, "/srv/cvs/d1", nil, false},
+		{src, "/srv/cvs/d2", []string{"carl.pdf"}, true},
+		{src, "/srv/cvs/d3", nil, true},
+		{src, "/srv/cvs", []string{}, true},
+		{"another-source", "/srv/cvs/d1", nil, true},
+	} {
+		got, err := s.ListedDir(tc.source, tc.dir, tc.names)
+		if err != nil || got != tc.want {
+			t.Errorf("ListedDir(%s, %s, %q) = %v, %v; want %v", tc.source, tc.dir, tc.names, got, err, tc.want)
+		}
+	}
+}
+
+// ForgetMissingListed: the files of a directory listed whole are not asked
+// about and lose a missing mark; the others are swept as by ForgetMissing.
+func TestForgetMissingListed(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	var cands []Candidate
+	for i, p := range []string{"/srv/hr/d1/a.pdf", "/srv/hr/d1/b.pdf", "/srv/hr/d2/c.pdf", "/srv/hr/d3/d.pdf"} {
+		cd := cand("content "+p, p)
+		cd.Identity = &Identity{Dev: 1, Ino: uint64(10 + i), Size: 9, MTime: 5}
+		cands = append(cands, cd)
+	}
+	if _, err := s.Claim(cands); err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]bool{"/srv/hr/d1/b.pdf": true, "/srv/hr/d3/d.pdf": true}
+	asked := map[string]bool{}
+	present := func(p string) bool { asked[p] = true; return !gone[p] }
+	// d1 not listed whole (b is gone): b is noted missing, as is d in d3.
+	st, err := s.ForgetMissingListed(src, func(dir string) bool { return dir == "/srv/hr/d2/" }, present, time.Hour)
+	if err != nil || st.Missing != 2 || st.Checked != 3 {
+		t.Fatalf("first sweep = %+v, %v; want 3 checked, 2 newly missing", st, err)
+	}
+	if asked["/srv/hr/d2/c.pdf"] || !asked["/srv/hr/d1/a.pdf"] {
+		t.Errorf("present asked of %v: want every file but those of the listed d2", asked)
+	}
+	// b is back and d1 listed whole now: b's mark goes without asking.
+	delete(gone, "/srv/hr/d1/b.pdf")
+	clear(asked)
+	c.add(2 * time.Hour)
+	st, err = s.ForgetMissingListed(src, func(dir string) bool { return dir != "/srv/hr/d3/" }, present, time.Hour)
+	if err != nil || st.Forgotten != 1 || len(asked) != 1 || !asked["/srv/hr/d3/d.pdf"] {
+		t.Fatalf("second sweep = %+v, %v, asked %v; want d.pdf alone asked and forgotten", st, err, asked)
+	}
+	c.add(2 * time.Hour)
+	gone["/srv/hr/d1/b.pdf"] = true
+	st, err = s.ForgetMissing(src, present, time.Hour)
+	if err != nil || st.Missing != 1 || st.Forgotten != 0 {
+		t.Errorf("third sweep = %+v, %v; want b.pdf newly missing (its old mark gone), none forgotten", st, err)
+	}
+}

@@ -249,5 +249,10 @@ func printBucketStats(w io.Writer, s *Store, n int) error {
 		return err
 	}
 	fmt.Fprintf(tw, "all buckets\t\t\t\t\t\t%d\t\t%.1f\t\n", total, float64(total)/float64(n))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	st := s.db.Stats()
+	fmt.Fprintf(w, "free pages: %d free and %d pending, %d bytes, %.1f bytes per file\n", st.FreePageN, st.PendingPageN, st.FreeAlloc, float64(st.FreeAlloc)/float64(n))
+	return nil
 }

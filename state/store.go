@@ -63,6 +63,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,9 +75,18 @@ import (
 // Version 2 added the actions bucket, version 3 the cursors and messages
 // buckets of mailbox sources, version 4 counts duplicates per day,
 // version 5 added the mailnotes bucket, version 6 numbers sources and
-// directories and shrinks the records (layout.go, migrate.go); Open
-// upgrades an older database.
-const SchemaVersion = 6
+// directories and shrinks the records (layout.go, migrate.go), version 7
+// numbers source names in items (record format 4); Open upgrades an older
+// database. A version 6 file is read as it is (its items are format 3):
+// a read-only Open does not need a writer to upgrade it first.
+const SchemaVersion = 7
+
+// allocSize is how much the state file grows at a time (bbolt's
+// DB.AllocSize).
+const allocSize = 1 << 20
+
+// readableSchema is the oldest version read without an upgrade.
+const readableSchema = 6
 
 // FileName is the database file name inside the state directory.
 const FileName = "cvfeed.db"
@@ -124,6 +134,11 @@ type Store struct {
 	now      func() time.Time
 	// notify is signalled (without blocking) when pending work is added.
 	notify chan struct{}
+	// The trimmer of the mapping's resident pages (resident.go).
+	trimStop, trimDone chan struct{}
+	// dirty is set by every write transaction: Close records the free
+	// list only then (freelist.go).
+	dirty atomic.Bool
 	// A compaction replaces db (compact.go): mu is held shared by every
 	// transaction and exclusively to replace db; wmu is held by every
 	// write transaction and by a compaction while it copies.
@@ -200,6 +215,9 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	s.db = db
+	// The file grows 1 MiB at a time, not bbolt's 16: a state is what it
+	// holds, within a MiB (at the cost of a file sync per MiB written).
+	db.AllocSize = allocSize
 	if !o.ReadOnly {
 		makePrivate(path, 0o600, "state file", log)
 		removeCompactLeftovers(path, log)
@@ -211,6 +229,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
+	s.startTrim()
 	return s, nil
 }
 
@@ -327,7 +346,7 @@ func (s *Store) init(readOnly bool) error {
 		switch {
 		case got > SchemaVersion:
 			return fmt.Errorf("schema version %d, this cvfeed reads version %d: it is older than the cvfeed that wrote it", got, SchemaVersion)
-		case got < SchemaVersion:
+		case got < readableSchema:
 			return fmt.Errorf("schema version %d, this cvfeed reads version %d: run cvfeed backfill or run once to upgrade it", got, SchemaVersion)
 		}
 		for _, b := range allBuckets {
@@ -339,6 +358,22 @@ func (s *Store) init(readOnly bool) error {
 	}
 	if readOnly {
 		return s.view(check)
+	}
+	// A state of this version is checked without a write: a commit would
+	// drop the free list recorded by the last Close (freelist.go).
+	current := false
+	if err := s.view(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if v := meta.Get(keySchema); len(v) != 4 || be32(v) != SchemaVersion {
+			return nil
+		}
+		current = true
+		return check(tx)
+	}); err != nil || current {
+		return err
 	}
 	return s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -408,11 +443,19 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database, once a compaction running is over.
 func (s *Store) Close() error {
+	// The trimmer's transactions take s.mu: it stops first.
+	s.stopTrim()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.closed = true
+	if !s.readOnly && s.dirty.Load() {
+		s.syncFreelist()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close state %s: %w", s.path, err)
 	}

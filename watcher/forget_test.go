@@ -121,3 +121,32 @@ func TestScanDownFolderForgetsNothing(t *testing.T) {
 		t.Error("anna.pdf forgotten while its folder was down")
 	}
 }
+
+// A whole directory removed from the folder (the walk never lists it) is
+// swept file by file, and its files are forgotten too; the files of a
+// directory the walk listed whole stay.
+func TestScanForgetsGoneDirectory(t *testing.T) {
+	dir := t.TempDir()
+	keep, gone1, gone2 := filepath.Join(dir, "a", "keep.pdf"), filepath.Join(dir, "b", "gone1.pdf"), filepath.Join(dir, "b", "c", "gone2.pdf")
+	for _, p := range []string{keep, gone1, gone2} {
+		write(t, p, "cv of "+filepath.Base(p))
+	}
+	st := openStore(t)
+	f := folder(dir)
+	f.ForgetMissing = time.Millisecond
+	scanOnce(t, st, f)
+	if err := os.RemoveAll(filepath.Join(dir, "b")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (known(t, st, gone1) || known(t, st, gone2)) && time.Now().Before(deadline) {
+		scanOnce(t, st, f)
+		time.Sleep(2 * time.Millisecond) // forget_missing has to pass: a time, not an event
+	}
+	if known(t, st, gone1) || known(t, st, gone2) {
+		t.Errorf("files of a removed directory still known after forget_missing")
+	}
+	if !known(t, st, keep) {
+		t.Errorf("%s forgotten; want it kept", keep)
+	}
+}

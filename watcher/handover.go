@@ -156,7 +156,10 @@ func (h *handover) examine(f file, buf []byte) (state.Candidate, outcome) {
 	id := identityOf(before)
 	c := state.Candidate{
 		Source: f.folder.Name, SourceID: f.folder.SourceID, Path: f.abs, FileName: filepath.Base(f.abs),
-		Size: n, Received: before.ModTime(), Identity: &id,
+		// No Received: the upload dates a folder file by its
+		// modification time when it sends it (uploader.reception),
+		// so the item need not store it.
+		Size: n, Identity: &id,
 		// The file is moved, deleted or sent to failed_dir once its
 		// item is settled (see package fileaction).
 		Action: f.folder.AfterUpload != config.AfterKeep || f.folder.FailedDir != "",

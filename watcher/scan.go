@@ -138,6 +138,11 @@ func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- f
 	}
 	st := s.h.stats
 	w := newWalker(f, s.log, st)
+	// Two directories at once: over an unchanged tree the walk's stats
+	// and state reads are all the work (a million files: 4.3 s walked one
+	// at a time, 2.3 s two or more). More, and the identities of that many
+	// directories, written side by side, leave their pages less full.
+	w.workers = 2
 	w.skipped = func(abs string, why Skip) {
 		st.Seen.Add(1)
 		s.h.skip(file{folder: f, abs: abs}, why)
@@ -164,11 +169,12 @@ func (s *Scanner) walkFolder(ctx context.Context, f *config.Folder, out chan<- f
 		}
 		return nil
 	}
+	w.listed = newListedDirs(s.h.store, f, s.log)
 	if err := w.walkRoot(ctx); err != nil {
 		return err
 	}
 	if w.complete {
-		forgetMissing(ctx, s.h.store, f, s.log)
+		forgetMissing(ctx, s.h.store, f, s.log, w.listed)
 	}
 	return nil
 }

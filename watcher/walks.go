@@ -183,9 +183,15 @@ func (ws *walks) do(ctx context.Context, kind jobKind, d observation) error {
 	ws.mu.Lock()
 	ws.gen++
 	ws.mu.Unlock()
+	ws.w.listed = nil
+	if kind == jobRescan {
+		ws.w.listed = newListedDirs(ws.s.w.h.store, &ws.s.f, ws.s.log)
+	}
 	err := ws.w.walkRoot(ctx)
+	listed := ws.w.listed
+	ws.w.listed = nil
 	if kind == jobRescan && ws.w.complete {
-		forgetMissing(ctx, ws.s.w.h.store, &ws.s.f, ws.s.log)
+		forgetMissing(ctx, ws.s.w.h.store, &ws.s.f, ws.s.log, listed)
 	}
 	if err == nil && ws.prev != nil {
 		ws.mu.Lock()
