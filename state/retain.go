@@ -83,11 +83,10 @@ func (s *Store) forgetMissing(sourceID string, listed func(dir string) bool, pre
 		var chunk []entry
 		err := s.view(func(tx *bolt.Tx) error {
 			cd := newCodec(tx)
-			n, ok, err := cd.source(sourceID, false)
+			prefix, ok, err := cd.sourcePrefix(sourceID)
 			if err != nil || !ok {
 				return err
 			}
-			prefix := binary.BigEndian.AppendUint16(nil, n)
 			missing := tx.Bucket(bucketMissing)
 			c := tx.Bucket(bucketIdents).Cursor()
 			k, _ := c.Seek(prefix)
@@ -327,11 +326,10 @@ func (s *Store) unmarkListed(sourceID string, listed func(dir string) bool) erro
 	var keys [][]byte
 	err := s.view(func(tx *bolt.Tx) error {
 		cd := newCodec(tx)
-		n, ok, err := cd.source(sourceID, false)
+		prefix, ok, err := cd.sourcePrefix(sourceID)
 		if err != nil || !ok {
 			return err
 		}
-		prefix := binary.BigEndian.AppendUint16(nil, n)
 		c := tx.Bucket(bucketMissing).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if len(k) < 6 {
@@ -355,4 +353,14 @@ func (s *Store) unmarkListed(sourceID string, listed func(dir string) bool) erro
 		}
 		return nil
 	})
+}
+
+// sourcePrefix is the key prefix of sourceID's identities (and missing
+// marks); ok is false when the source has no number: it has none.
+func (c *codec) sourcePrefix(sourceID string) ([]byte, bool, error) {
+	n, ok, err := c.source(sourceID, false)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return binary.BigEndian.AppendUint16(nil, n), true, nil
 }
