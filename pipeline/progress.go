@@ -67,10 +67,12 @@ func (p *Pipeline) makeSummary() Summary {
 		s.Down = p.scanner.Down()
 		s.Skipped = p.scanner.FirstSkipped()
 	}
-	if counts, err := p.store.Counts(); err == nil {
-		for _, src := range sources(p.folders, p.mailboxes) {
-			s.FailedNow += counts[src.name].Failed
-		}
+	var names []string
+	for _, src := range sources(p.folders, p.mailboxes) {
+		names = append(names, src.name)
+	}
+	if n, err := p.store.FailedCount(names); err == nil {
+		s.FailedNow = n
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -22,6 +23,35 @@ type Counts struct {
 func (c Counts) Add(d Counts) Counts {
 	return Counts{c.Pending + d.Pending, c.Uploaded + d.Uploaded, c.Failed + d.Failed, c.Duplicate + d.Duplicate,
 		c.Parsed + d.Parsed, c.ParseError + d.ParseError}
+}
+
+// FailedCount returns the number of failed items of the sources named
+// (a backfill's summary): a scan of the items that reads only their status
+// byte, and the source of those failed.
+func (s *Store) FailedCount(names []string) (int, error) {
+	var n int
+	err := s.view(func(tx *bolt.Tx) error {
+		cd := newCodec(tx)
+		var read int
+		return tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+			trimScan(tx, &read)
+			if len(v) < 2 || Status(v[1]) != Failed {
+				return nil
+			}
+			_, _, source, err := cd.countItem(v)
+			if err != nil {
+				return fmt.Errorf("item %x: %w", k, err)
+			}
+			if slices.Contains(names, source) {
+				n++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count failed items: %w", err)
+	}
+	return n, nil
 }
 
 // Counts returns the counts per source name.

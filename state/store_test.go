@@ -210,6 +210,14 @@ func TestLeaseCompleteTransitions(t *testing.T) {
 	check("2", Pending, 1, "503")
 	check("3", Failed, 1, "400 bad file")
 	check("4", Pending, 0, "")
+	for _, tc := range []struct {
+		names []string
+		want  int
+	}{{[]string{"inbox"}, 1}, {[]string{"other", "inbox"}, 1}, {[]string{"other"}, 0}, {nil, 0}} {
+		if n, err := s.FailedCount(tc.names); err != nil || n != tc.want {
+			t.Errorf("FailedCount(%q) = %d, %v; want %d", tc.names, n, err, tc.want)
+		}
+	}
 	// Only the released item is due now; the retry comes after a minute.
 	items, next, _ = s.Lease(10, nil)
 	if len(items) != 1 || items[0].SHA256 != sum("4") || !next.Equal(c.t.Add(time.Minute)) {
