@@ -17,7 +17,8 @@ import (
 // rescan that reads every identity, would leave the whole file resident, a
 // process's RSS following the state's size (655 MiB for a million files).
 //
-// The trimmer keeps that bounded: every trimEvery it reads the process's
+// The trimmer keeps that bounded: every trimEvery (trimIdle while that is
+// under half the bound) it reads the process's
 // file-backed resident size (/proc/self/statm), and when that is above
 // trimAbove it drops the resident pages of the mapping (madvise
 // MADV_DONTNEED). The pages stay in the page cache: the next read maps them
@@ -28,6 +29,7 @@ import (
 // transaction holds) while the address range is in use.
 const (
 	trimEvery = 20 * time.Millisecond
+	trimIdle  = 500 * time.Millisecond
 	trimAbove = 24 << 20
 )
 
@@ -38,7 +40,7 @@ func (s *Store) startTrim() {
 	go func() {
 		defer close(done)
 		page := int64(os.Getpagesize())
-		t := time.NewTicker(trimEvery)
+		t := time.NewTimer(trimEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -46,9 +48,14 @@ func (s *Store) startTrim() {
 				return
 			case <-t.C:
 			}
-			if n, ok := fileResident(); ok && n*page > trimAbove {
-				s.trimResident()
+			next := trimIdle // far below the bound: an idle daemon wakes twice a second
+			if n, ok := fileResident(); ok && n*page > trimAbove/2 {
+				next = trimEvery
+				if n*page > trimAbove {
+					s.trimResident()
+				}
 			}
+			t.Reset(next)
 		}
 	}()
 }
